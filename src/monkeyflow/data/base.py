@@ -72,8 +72,16 @@ class Dataset:
         if self.spec.source == "bundled":
             return read_bundled(self.bundled_file)
         if self.spec.source == "hub":
-            return load_hub_rows({**self.hub_defaults, **self.spec.hub}, self.name)
+            return load_hub_rows(self.hub_args(), self.name)
         raise DatasetError(f"datasets.{self.name}.source: must be 'bundled' or 'hub', got {self.spec.source!r}")
+
+    def hub_args(self) -> dict[str, Any]:
+        """load_dataset arguments: the dataset's defaults, unless the spec names another path
+        (whose config and split then default to none and `test`)."""
+        given = self.spec.hub
+        if given.get("path") in (None, self.hub_defaults.get("path")):
+            return {**self.hub_defaults, **given}
+        return {"name": None, "split": "test", **given}
 
     def to_problem(self, row: dict[str, Any], index: int) -> Problem:
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -41,11 +42,8 @@ class GSM8K(Dataset):
         "line as '#### <number>'."
     )
 
-    def __init__(self, spec) -> None:
-        super().__init__(spec)
-        self._shots = self._fewshot()
-
-    def _fewshot(self) -> list[tuple[str, str]]:
+    @functools.cached_property
+    def _shots(self) -> list[tuple[str, str]]:
         # Fixed exemplars from the train split (the first N rows): the same prefix for every
         # problem, which prefix caching turns into shared work.
         train = read_bundled("gsm8k/train.jsonl")[: self.num_fewshot]

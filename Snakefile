@@ -1,0 +1,32 @@
+# monkeyflow: repeated sampling (Large Language Monkeys, arXiv 2407.21787) as an incremental workflow.
+#   problems -> model -> sample shards -> verdict shards -> counts -> pass@k -> figures
+# See README.md; the data flow and path rules are in rules/common.smk.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/problems.smk"
+include: "rules/models.smk"
+include: "rules/sampling.smk"
+include: "rules/verify.smk"
+include: "rules/metrics.smk"
+include: "rules/plots.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True
+
+
+localrules:
+    describe_run,
+    aggregate,
+    passk,
+    plot_coverage,

@@ -1,0 +1,30 @@
+rule aggregate:
+    input:
+        verdicts=lambda wc: shard_files(experiment(wc), "verdicts"),
+        run="results/{dataset}/{model}/{run}/run.json",
+    output:
+        "results/{dataset}/{model}/{run}/counts.parquet",
+    log:
+        "logs/aggregate/{dataset}/{model}/{run}.log",
+    conda:
+        "../envs/monkeyflow.yaml"
+    script:
+        "../workflow_scripts/aggregate.py"
+
+
+rule passk:
+    input:
+        counts=counts_files(),
+    output:
+        "results/summary/passk.parquet",
+    params:
+        runs=[
+            {"dataset": e.dataset, "model": e.model, "run": e.run, "ks": experiment_ks(config, e.num_samples)}
+            for e in EXPERIMENTS
+        ],
+    log:
+        "logs/passk.log",
+    conda:
+        "../envs/monkeyflow.yaml"
+    script:
+        "../workflow_scripts/passk.py"

@@ -1,0 +1,15 @@
+rule plot_coverage:
+    input:
+        "results/summary/passk.parquet",
+    output:
+        report(
+            "results/figures/coverage.png",
+            caption="../report/coverage.rst",
+            category="Coverage",
+        ),
+    log:
+        "logs/plot_coverage.log",
+    conda:
+        "../envs/monkeyflow.yaml"
+    script:
+        "../workflow_scripts/plot_coverage.py"

@@ -1,0 +1,11 @@
+rule prepare_problems:
+    output:
+        "data/problems/{dataset}/{pkey}.jsonl",
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+    log:
+        "logs/prepare_problems/{dataset}/{pkey}.log",
+    conda:
+        "../envs/monkeyflow.yaml"
+    script:
+        "../workflow_scripts/prepare_problems.py"

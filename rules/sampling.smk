@@ -1,0 +1,36 @@
+# Shard i holds samples [i*shard_size, (i+1)*shard_size) of every problem, so raising
+# num_samples only adds shards. params carry only what is fixed for a run (its spec, hashed into
+# {run}) and the shard index, never num_samples, so old shards are never rerun.
+
+
+rule describe_run:
+    output:
+        "results/{dataset}/{model}/{run}/run.json",
+    params:
+        spec=lambda wc: experiment(wc).run_spec,
+    log:
+        "logs/describe_run/{dataset}/{model}/{run}.log",
+    conda:
+        "../envs/monkeyflow.yaml"
+    script:
+        "../workflow_scripts/describe_run.py"
+
+
+rule sample_shard:
+    input:
+        problems=lambda wc: problems_file(wc.dataset),
+        model=lambda wc: model_dir(wc.model),
+    output:
+        samples="results/{dataset}/{model}/{run}/samples/shard-{shard}.jsonl.zst",
+        stats="results/{dataset}/{model}/{run}/samples/shard-{shard}.stats.json",
+    params:
+        spec=lambda wc: experiment(wc).run_spec,
+        shard=lambda wc: int(wc.shard),
+    log:
+        "logs/sample_shard/{dataset}/{model}/{run}/shard-{shard}.log",
+    threads: 2
+    cache: "omit-software"
+    conda:
+        "../envs/sampling.yaml"
+    script:
+        "../workflow_scripts/sample_shard.py"

@@ -1,0 +1,136 @@
+"""The `monkeyflow` command: the library's stages outside Snakemake.
+
+  monkeyflow problems DATASET -o problems.jsonl
+  monkeyflow verify DATASET SAMPLES.jsonl -o verdicts.parquet
+  monkeyflow passk VERDICTS.parquet... [--k 1 10 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from monkeyflow.data import DatasetError, DatasetSpec, get_dataset
+from monkeyflow.io import read_jsonl, write_parquet
+from monkeyflow.metrics.passk import default_ks
+from monkeyflow.records import RecordError, Sample
+from monkeyflow.registry import UnknownNameError
+
+
+def _dataset_spec(args: argparse.Namespace) -> DatasetSpec:
+    hub = {}
+    if args.hub:
+        hub = {"path": args.hub, "split": args.split}
+        if args.hub_config:
+            hub["name"] = args.hub_config
+    return DatasetSpec(
+        name=args.dataset,
+        source="hub" if args.hub else "bundled",
+        limit=args.limit,
+        subset_seed=args.subset_seed,
+        num_fewshot=args.num_fewshot,
+        hub=hub,
+    )
+
+
+def cmd_problems(args: argparse.Namespace) -> int:
+    from monkeyflow.stages import prepare_problems
+
+    problems = prepare_problems(_dataset_spec(args), args.output)
+    print(f"{len(problems)} problems of {args.dataset} -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from monkeyflow.stages import VerdictCache, read_problems, verdict_frame, verify_samples
+
+    if args.problems:
+        problems = read_problems(args.problems)
+    else:
+        problems = get_dataset(_dataset_spec(args)).problems()
+    samples = []
+    for i, row in enumerate(read_jsonl(args.samples)):
+        samples.append(Sample.from_dict(row, where=f"{args.samples}: line {i + 1}"))
+    verifier = get_dataset(DatasetSpec(name=args.dataset)).verifier
+    cache = VerdictCache(args.cache) if args.cache else None
+    try:
+        verdicts, stats = verify_samples(problems, samples, verifier, cache)
+    finally:
+        if cache is not None:
+            cache.close()
+    frame = verdict_frame(verdicts)
+    write_parquet(args.output, frame)
+    counts = frame.group_by("status").len().sort("status")
+    summary = ", ".join(f"{s}: {n}" for s, n in counts.rows())
+    print(f"{len(verdicts)} verdicts ({summary}) -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_passk(args: argparse.Namespace) -> int:
+    from monkeyflow.stages import count_correct, passk_rows, read_verdict_table
+
+    counts = count_correct(read_verdict_table(args.verdicts))
+    if counts.height == 0:
+        print("error: no verdicts in the given files", file=sys.stderr)
+        return 2
+    n_min, n_max = int(counts["n"].min()), int(counts["n"].max())
+    ks = args.k or default_ks(n_max)
+    rows = passk_rows(counts, ks, {})
+    skipped = [k for k in ks if k > n_max]
+    table = pl.DataFrame(rows).select("k", "pass_at_k", "pass_at_k_strict", "problems", "problems_total")
+    with pl.Config(tbl_rows=-1, tbl_hide_dataframe_shape=True, float_precision=4):
+        print(table)
+    if n_min < n_max:
+        print(f"note: problems have between {n_min} and {n_max} samples; pass@k averages over problems with n >= k", file=sys.stderr)
+    if skipped:
+        print(f"note: k = {skipped} exceed every problem's sample count and are not reported", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monkeyflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def dataset_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("dataset", help="benchmark name, e.g. gsm8k, math")
+        p.add_argument("--limit", type=int, default=None, help="a random subset of this many problems")
+        p.add_argument("--subset-seed", type=int, default=0)
+        p.add_argument("--num-fewshot", type=int, default=None)
+        p.add_argument("--hub", default=None, help="load from the Hugging Face hub (id or local folder) instead of the bundled copy")
+        p.add_argument("--hub-config", default=None)
+        p.add_argument("--split", default="test")
+
+    p = sub.add_parser("problems", help="write the canonical problems of a dataset")
+    dataset_args(p)
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.set_defaults(func=cmd_problems)
+
+    p = sub.add_parser("verify", help="verify samples (jsonl with problem_id, sample_index, text)")
+    dataset_args(p)
+    p.add_argument("samples", type=Path)
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("--problems", type=Path, default=None, help="problems.jsonl (default: the dataset's, as `problems` writes them)")
+    p.add_argument("--cache", type=Path, default=None, help="SQLite verdict cache to read and extend")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("passk", help="print pass@k from verdict files")
+    p.add_argument("verdicts", nargs="+", type=Path)
+    p.add_argument("--k", type=int, nargs="+", default=None, help="k values (default 1, 2, 4, ..., n)")
+    p.set_defaults(func=cmd_passk)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DatasetError, RecordError, UnknownNameError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Figures: one function per figure, data in, matplotlib Figure out (Agg canvas, no pyplot)."""

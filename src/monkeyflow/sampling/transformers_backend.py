@@ -1,0 +1,223 @@
+"""The CPU default backend: Hugging Face transformers, batched sampling with a KV cache.
+
+A shard's rows (problem x sample index, in shard order) run in batches of `batch_size` rows.
+Each distinct prompt in a batch is prefilled once and its KV cache copied to its rows, left-padded
+to the longest prompt, so no prompt is computed twice. Each row has its own torch.Generator
+seeded from (run key, problem id, sample index, seed); the batch a row runs in is fixed by the
+shard layout and `batch_size` (part of the run key), so the same config gives the same bytes.
+Rows leave the batch as they finish, so one long sample does not make the others pay.
+Log-probabilities are of the raw model distribution (before temperature and top-p), as vLLM
+reports them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from monkeyflow.prompting import prompt_token_ids
+from monkeyflow.records import Sample
+from monkeyflow.sampling.base import (
+    BACKENDS,
+    Backend,
+    ModelSpec,
+    SamplingParams,
+    ShardRequest,
+    sample_seed,
+    truncate_at_stop,
+)
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class _Row:
+    problem_id: str
+    sample_index: int
+    prompt: list[int]
+    generator: object
+    tokens: list[int]
+    logprob: float = 0.0
+    finish: str | None = None
+    text: str | None = None
+
+
+@BACKENDS.register("transformers")
+class TransformersBackend(Backend):
+    def __init__(self, spec: ModelSpec, weights: str) -> None:
+        super().__init__(spec, weights)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        threads = int(spec.options.get("threads") or os.environ.get("MONKEYFLOW_THREADS", 0) or 0)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        dtype = spec.options.get("dtype", "float32")
+        if dtype == "auto":
+            dtype = "float32"
+        if dtype not in DTYPES:
+            raise ValueError(f"models.{spec.name}.dtype: must be one of {DTYPES}, got {dtype!r}")
+        self.batch_size = int(spec.options.get("batch_size", DEFAULT_BATCH_SIZE))
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(weights)
+        self.model = AutoModelForCausalLM.from_pretrained(weights, dtype=getattr(torch, dtype))
+        self.model.eval()
+        self.chat = spec.options.get("chat")
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+
+    def generate(self, requests: list[ShardRequest], params: SamplingParams, run: str) -> list[Sample]:
+        torch = self.torch
+        rows: list[_Row] = []
+        for request in requests:
+            ids = prompt_token_ids(self.tokenizer, request.problem, self.chat)
+            for i in range(request.start, request.start + request.count):
+                seed = sample_seed(run, request.problem.problem_id, i, params.seed)
+                rows.append(_Row(request.problem.problem_id, i, ids, torch.Generator().manual_seed(seed), []))
+        started = time.monotonic()
+        done = 0
+        for b in range(0, len(rows), self.batch_size):
+            batch = rows[b : b + self.batch_size]
+            self._run_batch(batch, params)
+            done += len(batch)
+            elapsed = time.monotonic() - started
+            tokens = sum(len(r.tokens) for r in rows[: b + len(batch)])
+            print(
+                f"[sample] {done}/{len(rows)} samples, {done / elapsed:.2f} samples/s, "
+                f"{tokens / elapsed:.1f} tokens/s",
+                file=sys.stderr,
+                flush=True,
+            )
+        return [self._record(r) for r in rows]
+
+    def _prefill(self, batch: list[_Row]):
+        """One forward pass per distinct prompt; returns a left-padded cache for all rows, the
+        attention mask, each row's next position and the first-step logits [rows, vocab]."""
+        torch = self.torch
+        from transformers import DynamicCache
+
+        distinct: dict[tuple[int, ...], tuple] = {}
+        for row in batch:
+            key = tuple(row.prompt)
+            if key not in distinct:
+                out = self.model(input_ids=torch.tensor([row.prompt], dtype=torch.long), use_cache=True)
+                layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+                distinct[key] = (layers, out.logits[0, -1, :])
+        width = max(len(r.prompt) for r in batch)
+        num_layers = len(next(iter(distinct.values()))[0])
+        cache = DynamicCache()
+        for layer in range(num_layers):
+            keys, values = [], []
+            for row in batch:
+                k, v = distinct[tuple(row.prompt)][0][layer]
+                pad = width - k.shape[2]
+                if pad:
+                    k = torch.nn.functional.pad(k, (0, 0, pad, 0))
+                    v = torch.nn.functional.pad(v, (0, 0, pad, 0))
+                keys.append(k)
+                values.append(v)
+            cache.update(torch.cat(keys), torch.cat(values), layer)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for j, row in enumerate(batch):
+            mask[j, width - len(row.prompt) :] = 1
+        positions = torch.tensor([len(r.prompt) for r in batch], dtype=torch.long)
+        logits = torch.stack([distinct[tuple(r.prompt)][1] for r in batch])
+        return cache, mask, positions, logits
+
+    def _run_batch(self, batch: list[_Row], params: SamplingParams) -> None:
+        torch = self.torch
+        with torch.inference_mode():
+            cache, mask, positions, logits = self._prefill(batch)
+            active = list(range(len(batch)))
+            for step in range(params.max_tokens):
+                raw = logits.float()
+                logp = torch.log_softmax(raw, dim=-1)
+                probs = _sampling_probs(torch, raw, params.temperature, params.top_p)
+                chosen = []
+                keep = []
+                for j, r in enumerate(active):
+                    row = batch[r]
+                    if probs is None:
+                        tok = int(torch.argmax(raw[j]))
+                    else:
+                        tok = int(torch.multinomial(probs[j], 1, generator=row.generator))
+                    chosen.append(tok)
+                    row.tokens.append(tok)
+                    row.logprob += float(logp[j, tok])
+                    if self._finished(row, tok, params, last=step + 1 == params.max_tokens):
+                        continue
+                    keep.append(j)
+                if not keep:
+                    break
+                if len(keep) < len(active):
+                    index = torch.tensor(keep)
+                    cache.batch_select_indices(index)
+                    mask = mask[index]
+                    positions = positions[index]
+                    active = [active[j] for j in keep]
+                mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
+                step_input = torch.tensor([[chosen[j]] for j in keep], dtype=torch.long)
+                out = self.model(
+                    input_ids=step_input,
+                    attention_mask=mask,
+                    position_ids=positions.unsqueeze(1),
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                positions = positions + 1
+                logits = out.logits[:, -1, :]
+
+    def _finished(self, row: _Row, tok: int, params: SamplingParams, last: bool) -> bool:
+        if tok in self.eos_ids:
+            row.finish = "stop"
+            return True
+        # A stop string can only appear in the text's tail: decode the last few tokens first
+        # and the whole completion only when the tail matches.
+        if params.stop:
+            longest = max(len(s) for s in params.stop)
+            tail = self.tokenizer.decode(row.tokens[-(longest + 4) :], skip_special_tokens=True)
+            if any(s in tail for s in params.stop):
+                text, found = truncate_at_stop(self.tokenizer.decode(row.tokens, skip_special_tokens=True), params.stop)
+                if found:
+                    row.finish, row.text = "stop", text
+                    return True
+        if last:
+            row.finish = "length"
+            return True
+        return False
+
+    def _record(self, row: _Row) -> Sample:
+        text = row.text
+        if text is None:
+            text = self.tokenizer.decode([t for t in row.tokens if t not in self.eos_ids], skip_special_tokens=True)
+        return Sample(
+            problem_id=row.problem_id,
+            sample_index=row.sample_index,
+            text=text,
+            prompt_tokens=len(row.prompt),
+            completion_tokens=len(row.tokens),
+            finish_reason=row.finish or "length",
+            cumulative_logprob=round(row.logprob, 6),
+        )
+
+
+def _sampling_probs(torch, logits, temperature: float, top_p: float):
+    """Probabilities after temperature and nucleus (top-p) filtering; rows sum to 1.
+    None for greedy decoding (temperature 0)."""
+    if temperature == 0:
+        return None
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        # drop a token once the tokens ranked above it already cover top_p
+        drop = (cumulative - sorted_probs) > top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs

@@ -1,0 +1,315 @@
+"""One function per workflow stage. Each reads and writes plain files, so the Snakemake scripts
+stay thin and the command line and tests can call the same code."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from monkeyflow.data import DatasetSpec, get_dataset
+from monkeyflow.hashing import content_hash
+from monkeyflow.io import read_jsonl, write_json, write_jsonl, write_parquet
+from monkeyflow.metrics.passk import pass_at_k
+from monkeyflow.models import read_manifest
+from monkeyflow.records import Problem, RecordError, Sample, Verdict
+from monkeyflow.sampling.base import ModelSpec, SamplingParams, ShardRequest, get_backend
+from monkeyflow.verify import Check, get_verifier
+
+VERDICT_SCHEMA = {
+    "problem_id": pl.String,
+    "sample_index": pl.Int64,
+    "status": pl.String,
+    "extracted": pl.String,
+    "method": pl.String,
+    "detail": pl.String,
+}
+# Extraction methods that guess (e.g. the last number in a ramble): excluded from strict counts.
+LENIENT_METHODS = ("fallback",)
+
+
+# -- problems ------------------------------------------------------------------------------------
+def prepare_problems(spec: DatasetSpec, out: str | os.PathLike) -> list[Problem]:
+    """Write the canonical problems of a dataset (sub)set as jsonl; raises DatasetError."""
+    problems = get_dataset(spec).problems()
+    write_jsonl(out, (p.to_dict() for p in problems))
+    return problems
+
+
+def read_problems(path: str | os.PathLike) -> list[Problem]:
+    return [Problem.from_dict(row, where=f"{path}: problem {i}") for i, row in enumerate(read_jsonl(path))]
+
+
+# -- sampling ------------------------------------------------------------------------------------
+def sample_shard(
+    problems_path: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    spec: ModelSpec,
+    params: SamplingParams,
+    run: str,
+    shard: int,
+    shard_size: int,
+    out: str | os.PathLike,
+    stats_out: str | os.PathLike | None = None,
+) -> list[Sample]:
+    """Draw samples [shard*shard_size, (shard+1)*shard_size) of every problem; write jsonl.zst."""
+    problems = read_problems(problems_path)
+    weights = read_manifest(model_dir)["weights"]
+    backend = get_backend(spec, weights)
+    start = shard * shard_size
+    requests = [ShardRequest(problem=p, start=start, count=shard_size) for p in problems]
+    started = time.monotonic()
+    try:
+        samples = backend.generate(requests, params, run)
+    finally:
+        backend.close()
+    elapsed = time.monotonic() - started
+    expected = {(p.problem_id, i) for p in problems for i in range(start, start + shard_size)}
+    got = {(s.problem_id, s.sample_index) for s in samples}
+    if got != expected or len(samples) != len(expected):
+        raise RuntimeError(f"backend {spec.backend} returned {len(samples)} samples, expected {len(expected)}")
+    samples.sort(key=lambda s: (s.problem_id, s.sample_index))
+    write_jsonl(out, (s.to_dict() for s in samples))
+    if stats_out is not None:
+        tokens = sum(s.completion_tokens or 0 for s in samples)
+        write_json(
+            stats_out,
+            {
+                "samples": len(samples),
+                "completion_tokens": tokens,
+                "prompt_tokens": sum(s.prompt_tokens or 0 for s in samples),
+                "seconds": round(elapsed, 3),
+                "samples_per_s": round(len(samples) / elapsed, 3) if elapsed else None,
+                "tokens_per_s": round(tokens / elapsed, 3) if elapsed else None,
+            },
+        )
+    return samples
+
+
+def read_samples(path: str | os.PathLike) -> list[Sample]:
+    return [Sample.from_dict(row, where=f"{path}: line {i + 1}") for i, row in enumerate(read_jsonl(path))]
+
+
+# -- verification --------------------------------------------------------------------------------
+class VerdictCache:
+    """Verdicts keyed by hash(verifier, problem, completion) in SQLite, shared by all jobs.
+
+    Only definite verdicts (correct/incorrect) are stored: a timeout or an infrastructure error
+    is retried next time.
+    """
+
+    def __init__(self, path: str | os.PathLike | None) -> None:
+        self.db = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(path), timeout=120)
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, status TEXT, extracted TEXT, method TEXT, detail TEXT)"
+            )
+            self.db.commit()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Check]:
+        if self.db is None or not keys:
+            return {}
+        found = {}
+        for i in range(0, len(keys), 500):
+            chunk = list(keys[i : i + 500])
+            rows = self.db.execute(
+                f"SELECT key, status, extracted, method, detail FROM verdicts WHERE key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for key, status, extracted, method, detail in rows:
+                found[key] = Check(status=status, extracted=extracted, method=method, detail=detail)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, Check]]) -> None:
+        if self.db is None:
+            return
+        rows = [(k, c.status, c.extracted, c.method, c.detail) for k, c in items if c.status in ("correct", "incorrect")]
+        if rows:
+            with self.db:
+                self.db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+
+def verification_key(verifier: str, problem: Problem, completion: str) -> str:
+    return content_hash([verifier, problem.reference, problem.metadata, completion])
+
+
+def check_safely(verifier, problem: Problem, completion: str) -> Check:
+    """Run a verifier; a crash becomes an `error` verdict instead of stopping the shard."""
+    try:
+        return verifier(problem, completion)
+    except Exception as exc:  # noqa: BLE001 - any verifier bug must be recorded, not fatal
+        return Check(status="error", detail=f"verifier crashed: {type(exc).__name__}: {exc}"[:500])
+
+
+def verify_samples(
+    problems: Sequence[Problem],
+    samples: Sequence[Sample],
+    verifier_name: str,
+    cache: VerdictCache | None = None,
+) -> tuple[list[Verdict], dict[str, int]]:
+    """Verdicts for samples (same order). Identical completions of a problem are verified once."""
+    verifier = get_verifier(verifier_name)
+    by_id = {p.problem_id: p for p in problems}
+    keys: list[str | None] = []
+    for s in samples:
+        problem = by_id.get(s.problem_id)
+        keys.append(None if problem is None else verification_key(verifier_name, problem, s.text))
+    unique = sorted({k for k in keys if k is not None})
+    known = cache.get_many(unique) if cache is not None else {}
+    stats = {"samples": len(samples), "unique": len(unique), "cached": len(known), "checked": 0}
+    fresh: dict[str, Check] = {}
+    for s, key in zip(samples, keys, strict=True):
+        if key is None or key in known or key in fresh:
+            continue
+        fresh[key] = check_safely(verifier, by_id[s.problem_id], s.text)
+        stats["checked"] += 1
+    if cache is not None:
+        cache.put_many(fresh.items())
+    verdicts = []
+    for s, key in zip(samples, keys, strict=True):
+        if key is None:
+            check = Check(status="error", detail=f"problem {s.problem_id!r} is not in the problem file")
+        else:
+            check = known.get(key) or fresh[key]
+        verdicts.append(
+            Verdict(
+                problem_id=s.problem_id,
+                sample_index=s.sample_index,
+                status=check.status,
+                extracted=check.extracted,
+                method=check.method,
+                detail=check.detail,
+            )
+        )
+    return verdicts, stats
+
+
+def verdict_frame(verdicts: Sequence[Verdict]) -> pl.DataFrame:
+    return pl.DataFrame([v.to_dict() for v in verdicts], schema=VERDICT_SCHEMA).sort(["problem_id", "sample_index"])
+
+
+def verify_shard(
+    problems_path: str | os.PathLike,
+    samples_path: str | os.PathLike,
+    verifier_name: str,
+    out: str | os.PathLike,
+    cache_path: str | os.PathLike | None = None,
+) -> dict[str, int]:
+    """Verify one sample shard and write one verdict row per sample as parquet."""
+    problems = read_problems(problems_path)
+    samples = read_samples(samples_path)
+    cache = VerdictCache(cache_path) if cache_path else None
+    try:
+        verdicts, stats = verify_samples(problems, samples, verifier_name, cache)
+    finally:
+        if cache is not None:
+            cache.close()
+    write_parquet(out, verdict_frame(verdicts))
+    print(
+        f"[verify] {stats['samples']} samples, {stats['unique']} distinct completions, "
+        f"{stats['cached']} from cache, {stats['checked']} checked",
+        file=sys.stderr,
+    )
+    return stats
+
+
+def read_verdict_table(paths: Sequence[str | os.PathLike]) -> pl.DataFrame:
+    """Concatenate verdict parquet files, checking their columns."""
+    frames = []
+    for path in paths:
+        frame = pl.read_parquet(path)
+        missing = set(VERDICT_SCHEMA) - set(frame.columns)
+        if missing:
+            raise RecordError(f"{path}: not a verdict file (missing columns {sorted(missing)})")
+        frames.append(frame.select(list(VERDICT_SCHEMA)).cast(VERDICT_SCHEMA))
+    if not frames:
+        return pl.DataFrame(schema=VERDICT_SCHEMA)
+    return pl.concat(frames)
+
+
+# -- aggregation ---------------------------------------------------------------------------------
+def count_correct(verdicts: pl.DataFrame) -> pl.DataFrame:
+    """Per problem: n (judged samples; infrastructure errors excluded), c (correct), c_strict
+    (correct with an answer that was not guessed by a fallback), n_timeout, n_error."""
+    dupes = verdicts.group_by(["problem_id", "sample_index"]).len().filter(pl.col("len") > 1)
+    if dupes.height:
+        raise RecordError(f"verdicts repeat (problem, sample) pairs, e.g. {dupes.row(0)[:2]}")
+    return (
+        verdicts.group_by("problem_id")
+        .agg(
+            n=(pl.col("status") != "error").sum().cast(pl.Int64),
+            c=(pl.col("status") == "correct").sum().cast(pl.Int64),
+            c_strict=((pl.col("status") == "correct") & ~pl.col("method").is_in(LENIENT_METHODS).fill_null(False))
+            .sum()
+            .cast(pl.Int64),
+            n_timeout=(pl.col("status") == "timeout").sum().cast(pl.Int64),
+            n_error=(pl.col("status") == "error").sum().cast(pl.Int64),
+        )
+        .sort("problem_id")
+    )
+
+
+def aggregate(verdict_paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> pl.DataFrame:
+    counts = count_correct(read_verdict_table(verdict_paths))
+    write_parquet(out, counts)
+    return counts
+
+
+def passk_rows(counts: pl.DataFrame, ks: Sequence[int], labels: dict[str, Any]) -> list[dict[str, Any]]:
+    """Mean pass@k over problems for each k (strict and lenient), where problems have n >= k."""
+    n = counts["n"].to_numpy()
+    rows = []
+    lenient = pass_at_k(n, counts["c"].to_numpy(), ks)
+    strict = pass_at_k(n, counts["c_strict"].to_numpy(), ks)
+    for j, k in enumerate(ks):
+        valid = n >= k
+        if not valid.any():
+            continue
+        rows.append(
+            {
+                **labels,
+                "k": int(k),
+                "pass_at_k": float(lenient[valid, j].mean()),
+                "pass_at_k_strict": float(strict[valid, j].mean()),
+                "problems": int(valid.sum()),
+                "problems_total": int(len(n)),
+            }
+        )
+    return rows
+
+
+def passk_summary(runs: Sequence[dict[str, Any]], out: str | os.PathLike | None = None) -> pl.DataFrame:
+    """`runs`: dicts with dataset, model, run, counts (path) and ks; one row per (run, k)."""
+    rows: list[dict[str, Any]] = []
+    for entry in runs:
+        counts = pl.read_parquet(entry["counts"])
+        labels = {"dataset": entry["dataset"], "model": entry["model"], "run": entry["run"]}
+        rows.extend(passk_rows(counts, entry["ks"], labels))
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "dataset": pl.String,
+            "model": pl.String,
+            "run": pl.String,
+            "k": pl.Int64,
+            "pass_at_k": pl.Float64,
+            "pass_at_k_strict": pl.Float64,
+            "problems": pl.Int64,
+            "problems_total": pl.Int64,
+        },
+    )
+    if out is not None:
+        write_parquet(out, frame)
+    return frame

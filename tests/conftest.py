@@ -1,0 +1,22 @@
+"""Shared fixtures: the embedded model, converted once per machine, and tiny workflow configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_CACHE = Path(os.environ.get("MONKEYFLOW_TEST_CACHE", Path.home() / ".cache" / "monkeyflow-tests"))
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """The embedded SmolLM2 converted to safetensors (prepared once, reused across runs)."""
+    from monkeyflow.models import prepare_model
+
+    target = MODEL_CACHE / "models" / "smollm2-135m"
+    if not (target / "manifest.json").exists() or not (target / "model.safetensors").exists():
+        prepare_model("embedded:smollm2-135m", target)
+    return target

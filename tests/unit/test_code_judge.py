@@ -1,0 +1,232 @@
+"""Judging code: extraction, the CodeContests output rule, HumanEval/APPS/stdio verdicts, the
+cache and the batch API. Needs a sandbox backend (apt-get install bubblewrap)."""
+
+from __future__ import annotations
+
+import pytest
+
+from monkeyflow.data import DatasetSpec, get_dataset
+from monkeyflow.records import Problem
+from monkeyflow.verify import get_verifier
+from monkeyflow.verify.code import CodeJudge, extract_code, outputs_match, verify_code
+from monkeyflow.verify.sandbox import SandboxError, backend_works
+
+needs_sandbox = pytest.mark.skipif(
+    not (backend_works("bwrap") or backend_works("nsjail")),
+    reason="no sandbox backend: apt-get install bubblewrap",
+)
+
+
+# -- pure functions -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "got, expected, same",
+    [
+        ("5\n", "5", True),
+        ("YES", "yes", True),  # case-insensitive
+        ("1 2\n3", "1\n2 3\n", True),  # whitespace-insensitive
+        ("1 2", "1 2 3", False),  # token count
+        ("0.333333", "0.3333333333", True),  # float within 1e-5
+        ("0.3333", "0.3333333333", False),
+        ("1e-6", "0", True),  # either a float: tolerance
+        ("3", "3.000001", True),
+        ("10", "010", True),  # ints compare as numbers
+        ("100000000000000000001", "100000000000000000000", False),  # exactly, however large
+        ("-0", "0", True),
+        ("abc", "abd", False),
+        ("1_000", "1000", False),  # python's int() would accept this; the rule does not
+        ("nan", "nan", True),  # same string
+        ("", "", True),
+        ("", "0", False),
+    ],
+)
+def test_outputs_match(got, expected, same):
+    assert outputs_match(got, expected) is same
+
+
+@pytest.mark.parametrize(
+    "completion, code, method",
+    [
+        ("Here:\n```python\nprint(1)\n```\nDone", "print(1)\n", "fenced"),
+        ("```\nx = 1\n```", "x = 1\n", "fenced"),
+        ("```py\na\n```\n```python\nb\n```", "a\n", "fenced"),  # the first block
+        ("```python\nprint(1)", "print(1)", "fenced_open"),  # cut off by max_tokens
+        (" ```python\nprint(2)```", "print(2)", "fenced"),
+        ("print(3)\n", "print(3)\n", "raw"),
+        ("This is prose, not code.", None, None),
+        ("", None, None),
+    ],
+)
+def test_extract_code(completion, code, method):
+    assert extract_code(completion) == (code, method)
+
+
+def test_extract_raw_continuation_compiles_after_the_prefix():
+    prefix = "def f(x):\n"
+    assert extract_code("    return x + 1\n", prefix) == ("    return x + 1\n", "raw")
+    assert extract_code("    return x +\n", prefix) == (None, None)
+
+
+# -- verdicts -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def judge():
+    with CodeJudge(workers=2) as j:
+        yield j
+
+
+@pytest.fixture(scope="module")
+def humaneval():
+    return get_dataset(DatasetSpec("humaneval")).problems()
+
+
+def stdio(tests, timeout_s=2.0) -> Problem:
+    return Problem(
+        problem_id="t", dataset="test", prompt="", reference="",
+        metadata={"kind": "stdio", "timeout_s": timeout_s, "tests": tests},
+    )  # fmt: skip
+
+
+@needs_sandbox
+def test_every_humaneval_canonical_solution_passes(judge, humaneval):
+    checks = judge.verify_many([(p, p.reference) for p in humaneval])
+    failed = {
+        p.problem_id: c.detail
+        for p, c in zip(humaneval, checks, strict=True)
+        if c.status != "correct"
+    }
+    assert failed == {}
+    assert {c.method for c in checks} == {"raw"}
+
+
+@needs_sandbox
+def test_a_canonical_solution_fails_another_problems_tests(judge, humaneval):
+    shifted = [(humaneval[i], humaneval[i - 1].reference) for i in range(len(humaneval))]
+    checks = judge.verify_many(shifted)
+    passed = [
+        p.problem_id for (p, _), c in zip(shifted, checks, strict=True) if c.status == "correct"
+    ]
+    assert passed == []
+    assert all(
+        c.status in ("incorrect", "timeout") and c.detail.startswith("tests: ") for c in checks
+    )
+
+
+@needs_sandbox
+def test_humaneval_fenced_whole_function_and_early_exit(judge, humaneval):
+    problem = humaneval[0]
+    meta = problem.metadata
+    whole = f"```python\n{meta['prompt']}{problem.reference}```"
+    assert judge.verify(problem, whole).status == "correct"
+    cheat = "```python\nimport sys\nsys.exit(0)\n```"
+    check = judge.verify(problem, cheat)
+    assert check.status == "incorrect" and "exited early" in check.detail
+
+
+@needs_sandbox
+def test_stdio_verdicts_name_the_first_failing_test(judge):
+    tests = [
+        {"input": f"{i} {i}\n", "output": str(2 * i), "group": g}
+        for i, g in enumerate(["public", "private", "generated"])
+    ]
+    problem = stdio(tests)
+    assert (
+        judge.verify(
+            problem, "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+        ).status
+        == "correct"
+    )
+    check = judge.verify(
+        problem, "```python\na, b = map(int, input().split())\nprint(a * b if a else 0)\n```"
+    )
+    assert (check.status, check.detail) == (
+        "incorrect",
+        "private test 2/3: wrong answer: expected '2', got '1'",
+    )
+    check = judge.verify(problem, "```python\nprint(1 // int(input().split()[0]))\n```")
+    assert check.status == "incorrect"
+    assert (
+        check.detail
+        == "public test 1/3: runtime error: exit code 1: ZeroDivisionError: integer division or modulo by zero"
+    )
+    check = judge.verify(problem, "no code here")
+    assert (check.status, check.extracted) == ("incorrect", None)
+
+
+@needs_sandbox
+def test_exit_code_and_running_every_test():
+    problem = stdio([{"input": "", "output": "ok"}, {"input": "", "output": "no"}])
+    crash_after_answer = "```python\nprint('ok')\nraise SystemExit(2)\n```"
+    with CodeJudge(workers=1) as strict:
+        assert (
+            strict.verify(problem, crash_after_answer).detail
+            == "test 1/2: runtime error: exit code 2: no message"
+        )
+    with CodeJudge(workers=1, check_exit_code=False, stop_at_first_failure=False) as lenient:
+        check = lenient.verify(problem, crash_after_answer)
+        assert check.status == "incorrect"
+        assert (
+            check.detail
+            == "passed 1/2; first failure test 2/2: wrong answer: expected 'no', got 'ok'"
+        )
+        assert lenient.runs == 2
+
+
+@needs_sandbox
+def test_apps_call_based_compares_return_values(judge):
+    problems = {p.metadata.get("fn_name"): p for p in get_dataset(DatasetSpec("apps")).problems()}
+    good = {
+        "drop_cap": "def drop_cap(s):\n    return ' '.join(w.capitalize() if len(w) > 2 else w for w in s.split(' '))",
+        "super_size": "def super_size(n):\n    return int(''.join(sorted(str(n), reverse=True)))",
+        "validate_pin": "import re\ndef validate_pin(pin):\n    return bool(re.fullmatch(r'\\d{4}|\\d{6}', pin))",
+    }
+    for name, code in good.items():
+        check = judge.verify(problems[name], f"```python\n{code}\n```")
+        assert check.status == "correct", (name, check.detail)
+    check = judge.verify(problems["super_size"], "```python\ndef super_size(n):\n    return n\n```")
+    assert check.detail == "test 1/10: wrong answer: expected '96', got '69'"
+    check = judge.verify(problems["super_size"], "```python\ndef other(n):\n    return n\n```")
+    assert check.detail == "test 1/10: the program does not define super_size()"
+
+
+@needs_sandbox
+def test_cache_means_a_program_runs_once():
+    problem = stdio([{"input": "1 2\n", "output": "3"}])
+    answer = "```python\nprint(sum(map(int, input().split())))\n```"
+    cache: dict = {}
+    with CodeJudge(workers=1, cache=cache) as judge:
+        first = judge.verify_many(
+            [(problem, answer), (problem, "Sure!\n" + answer)]
+        )  # same program twice
+        assert judge.runs == 1 and len(cache) == 1
+        assert judge.verify(problem, answer) == first[0]
+        assert judge.runs == 1
+    with CodeJudge(workers=1, cache=dict(cache)) as fresh:  # a persisted cache carries over
+        assert fresh.verify(problem, answer).status == "correct" and fresh.runs == 0
+
+
+@needs_sandbox
+def test_sandbox_failure_is_an_error_never_cached(monkeypatch):
+    problem = stdio([{"input": "", "output": "1"}])
+    with CodeJudge(workers=1) as judge:
+
+        def broken(self, *args, **kwargs):
+            raise SandboxError("the sandbox exited")
+
+        monkeypatch.setattr("monkeyflow.verify.sandbox.Sandbox.run_python", broken)
+        check = judge.verify(problem, "```python\nprint(1)\n```")
+        assert check.status == "error" and "sandbox failure after 2 tries" in check.detail
+        assert judge.cache == {}
+        monkeypatch.undo()
+        assert judge.verify(problem, "```python\nprint(1)\n```").status == "correct"
+
+
+@needs_sandbox
+def test_registered_verifiers(humaneval):
+    for name in ("humaneval", "apps", "codecontests"):
+        assert get_verifier(name) is verify_code
+    assert verify_code(humaneval[1], humaneval[1].reference).status == "correct"
+
+
+@needs_sandbox
+def test_unknown_kind_is_rejected(judge):
+    with pytest.raises(ValueError, match="metadata.kind"):
+        judge.verify(Problem("x", "test", "", "", metadata={}), "print(1)")

@@ -1,0 +1,8 @@
+"""aggregate: per-problem counts (n, c) over all verdict shards of a run."""
+
+from monkeyflow.logs import log_to
+from monkeyflow.stages import aggregate
+
+with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    counts = aggregate(snakemake.input.verdicts, snakemake.output[0])  # noqa: F821
+    print(counts)

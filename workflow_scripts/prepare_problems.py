@@ -1,0 +1,10 @@
+"""prepare_problems: canonical Problem records of one dataset (sub)set."""
+
+from monkeyflow.config import dataset_spec
+from monkeyflow.logs import log_to
+from monkeyflow.stages import prepare_problems
+
+with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    spec = dataset_spec(snakemake.config, snakemake.wildcards.dataset)  # noqa: F821
+    problems = prepare_problems(spec, snakemake.output[0])  # noqa: F821
+    print(f"{len(problems)} problems of {spec.name} -> {snakemake.output[0]}")  # noqa: F821
