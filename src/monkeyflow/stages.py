@@ -20,7 +20,7 @@ from monkeyflow.metrics.passk import pass_at_k
 from monkeyflow.models import read_manifest
 from monkeyflow.records import Problem, RecordError, Sample, Verdict
 from monkeyflow.sampling.base import ModelSpec, SamplingParams, ShardRequest, get_backend
-from monkeyflow.verify import Check, get_verifier
+from monkeyflow.verify import Check, get_batch_verifier, get_verifier
 
 VERDICT_SCHEMA = {
     "problem_id": pl.String,
@@ -153,6 +153,20 @@ def check_safely(verifier, problem: Problem, completion: str) -> Check:
         return Check(status="error", detail=f"verifier crashed: {type(exc).__name__}: {exc}"[:500])
 
 
+def _check_all(name: str, verifier, todo: dict[str, tuple[Problem, str]]) -> dict[str, Check]:
+    """Checks for distinct (problem, completion) pairs: in one call of the batch verifier if the
+    verifier has one (falling back to one at a time if that call fails), else one at a time."""
+    batch = get_batch_verifier(name)
+    if batch is not None and todo:
+        try:
+            checks = batch(list(todo.values()))
+            if len(checks) == len(todo):
+                return dict(zip(todo, checks, strict=True))
+        except Exception as exc:  # noqa: BLE001 - fall back to per-sample checks, which record errors
+            print(f"[verify] batch verifier {name!r} failed ({type(exc).__name__}: {exc}); checking one by one", file=sys.stderr)
+    return {key: check_safely(verifier, problem, text) for key, (problem, text) in todo.items()}
+
+
 def verify_samples(
     problems: Sequence[Problem],
     samples: Sequence[Sample],
@@ -169,12 +183,12 @@ def verify_samples(
     unique = sorted({k for k in keys if k is not None})
     known = cache.get_many(unique) if cache is not None else {}
     stats = {"samples": len(samples), "unique": len(unique), "cached": len(known), "checked": 0}
-    fresh: dict[str, Check] = {}
+    todo: dict[str, tuple[Problem, str]] = {}
     for s, key in zip(samples, keys, strict=True):
-        if key is None or key in known or key in fresh:
-            continue
-        fresh[key] = check_safely(verifier, by_id[s.problem_id], s.text)
-        stats["checked"] += 1
+        if key is not None and key not in known and key not in todo:
+            todo[key] = (by_id[s.problem_id], s.text)
+    fresh = _check_all(verifier_name, verifier, todo)
+    stats["checked"] = len(fresh)
     if cache is not None:
         cache.put_many(fresh.items())
     verdicts = []

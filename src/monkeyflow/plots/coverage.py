@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import polars as pl
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -27,6 +28,7 @@ def coverage_figure(passk: pl.DataFrame, strict: bool = False) -> Figure:
             label = f"{model} ({run[:6]})" if model in several else model
             ax.plot(line["k"].to_list(), line[column].to_list(), marker="o", ms=3, lw=1.6, label=label)
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_ylim(0, 1)
         ax.set_xlabel("number of samples k")
         ax.set_ylabel("coverage (pass@k)" + (", strict" if strict else ""))

@@ -63,7 +63,9 @@ class TransformersBackend(Backend):
         self.batch_size = int(spec.options.get("batch_size", DEFAULT_BATCH_SIZE))
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(weights)
-        self.model = AutoModelForCausalLM.from_pretrained(weights, dtype=getattr(torch, dtype))
+        self.model = AutoModelForCausalLM.from_pretrained(
+            weights, dtype=getattr(torch, dtype), attn_implementation=_register_gqa_attention()
+        )
         self.model.eval()
         self.chat = spec.options.get("chat")
         eos = self.model.generation_config.eos_token_id
@@ -204,6 +206,40 @@ class TransformersBackend(Backend):
             finish_reason=row.finish or "length",
             cumulative_logprob=round(row.logprob, 6),
         )
+
+
+def _register_gqa_attention() -> str:
+    """Register (once) an SDPA attention that keeps grouped-query KV heads unrepeated.
+
+    transformers' own SDPA path copies every cached key/value head group on every step as soon
+    as an attention mask is present (our padded batches always have one); on CPU that copy was
+    45% of decoding time. torch's SDPA takes the grouped heads directly (`enable_gqa`), which
+    made a decoding step about 5x faster here with logits equal to within 3e-5.
+    """
+    import torch
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    name = "monkeyflow_sdpa_gqa"
+
+    def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+        q_len, kv_len = query.shape[2], key.shape[2]
+        causal = False
+        if attention_mask is None and q_len > 1:
+            if q_len != kv_len:  # chunked prefill over a cache: build a bottom-right causal mask
+                attention_mask = torch.ones((q_len, kv_len), dtype=torch.bool).tril(kv_len - q_len)
+            else:
+                causal = True
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, scale=scaling, is_causal=causal,
+            enable_gqa=query.shape[1] != key.shape[1],
+        )
+        return out.transpose(1, 2).contiguous(), None
+
+    if name not in AttentionInterface._global_mapping:
+        AttentionInterface.register(name, attention)
+        AttentionMaskInterface.register(name, sdpa_mask)
+    return name
 
 
 def _sampling_probs(torch, logits, temperature: float, top_p: float):

@@ -1,8 +1,8 @@
 """Verifiers: each turns (problem, completion) into a Check; see `monkeyflow.verify.base`."""
 
-from monkeyflow.verify.base import VERIFIERS, Check, Verifier
+from monkeyflow.verify.base import BATCH_VERIFIERS, VERIFIERS, Check, Verifier
 
-__all__ = ["VERIFIERS", "Check", "Verifier", "get_verifier"]
+__all__ = ["BATCH_VERIFIERS", "VERIFIERS", "Check", "Verifier", "get_batch_verifier", "get_verifier"]
 
 
 def get_verifier(name: str) -> Verifier:
@@ -11,6 +11,12 @@ def get_verifier(name: str) -> Verifier:
 
     load_builtin()
     return VERIFIERS.get(name)
+
+
+def get_batch_verifier(name: str):
+    """The batch verifier registered under `name`, or None if it has only a per-sample one."""
+    load_builtin()
+    return BATCH_VERIFIERS.get(name) if name in BATCH_VERIFIERS else None
 
 
 def load_builtin() -> None:

@@ -31,3 +31,9 @@ class Check:
 Verifier = Callable[[Problem, str], Check]
 
 VERIFIERS: Registry[Verifier] = Registry("verifier")
+
+# Verifiers that judge many completions at once (a worker pool, a sandbox per core); when one is
+# registered under a verifier's name, shards use it for all their distinct completions.
+BatchVerifier = Callable[[list[tuple[Problem, str]]], list[Check]]
+
+BATCH_VERIFIERS: Registry[BatchVerifier] = Registry("batch verifier")

@@ -26,7 +26,7 @@ from typing import Any
 
 from monkeyflow.hashing import content_hash
 from monkeyflow.records import Problem
-from monkeyflow.verify.base import VERIFIERS, Check
+from monkeyflow.verify.base import BATCH_VERIFIERS, VERIFIERS, Check
 from monkeyflow.verify.sandbox import Limits, RunResult, SandboxError, SandboxPool, default_workers
 
 JUDGE_VERSION = "code-judge-1"  # bump when a verdict for the same program and tests may change
@@ -434,3 +434,4 @@ def verify_many(pairs: Iterable[tuple[Problem, str]], **options) -> list[Check]:
 
 for _name in ("humaneval", "apps", "codecontests"):
     VERIFIERS.register(_name)(verify_code)
+    BATCH_VERIFIERS.register(_name)(verify_many)

