@@ -21,7 +21,8 @@ pytestmark = [
 
 CONFIG = {
     "datasets": {"gsm8k": {"limit": 2}},
-    "models": {"smol-vllm": {"backend": "vllm", "path": "embedded:smollm2-135m", "dtype": "float32", "max_model_len": 2048}},
+    "models": {"smol-vllm": {"backend": "vllm", "path": "embedded:smollm2-135m", "dtype": "float32", "max_model_len": 2048,
+                                "gpu_memory_utilization": 0.3}},  # on CPU: the share of RAM for the KV cache,
     "sampling": {"num_samples": 4, "shard_size": 4, "max_tokens": 24, "temperature": 0.8, "seed": 7},
 }
 
