@@ -17,6 +17,7 @@ include: "rules/sampling.smk"
 include: "rules/verify.smk"
 include: "rules/metrics.smk"
 include: "rules/plots.smk"
+include: "rules/analysis.smk"
 
 
 rule all:
@@ -30,3 +31,8 @@ localrules:
     aggregate,
     passk,
     plot_coverage,
+    coverage_ci,
+    scaling_fit,
+    family_alignment,
+    cost,
+    plan,

@@ -1,6 +1,7 @@
 # Helpers and input functions shared by the rules. The config is validated against
 # schemas/config.schema.yaml by monkeyflow.config (errors name the key) and expanded into
 # experiments, each with a run key: a short hash of everything that changes a sample.
+import os
 import sys
 from pathlib import Path
 
@@ -67,4 +68,79 @@ def counts_files():
 
 
 def all_targets():
-    return ["results/summary/passk.parquet", "results/figures/coverage.png"]
+    return ["results/summary/passk.parquet", "results/figures/coverage.png", *analysis_targets()]
+
+
+# -- analysis (rules/analysis.smk) ----------------------------------------------------------
+def analysis_runs():
+    """One entry per experiment: its labels, model spec and the paths its analyses read."""
+    runs = []
+    for e in EXPERIMENTS:
+        spec = config["models"][e.model]
+        runs.append(
+            {
+                "dataset": e.dataset,
+                "model": e.model,
+                "run": e.run,
+                "counts": f"{e.folder}/counts.parquet",
+                "samples": shard_files(e, "samples"),
+                "verdicts": shard_files(e, "verdicts"),
+                "problems": problems_file(e.dataset),
+                # replay and openai have no prepared model folder (see sample_shard)
+                "model_dir": None if spec["backend"] in ("replay", "openai") else model_dir(e.model),
+                "spec": {k: v for k, v in spec.items() if k != "sampling"},
+            }
+        )
+    return runs
+
+
+def analysis_inputs(*kinds):
+    files = []
+    for entry in analysis_runs():
+        for kind in kinds:
+            value = entry[kind]
+            if value:
+                files.extend(value if isinstance(value, list) else [value])
+    return sorted(set(files))
+
+
+def analysis_targets():
+    tables = ["coverage_ci", "fits", "alignment", "cost_to_reach", "precision", "plan"]
+    figures = ["coverage_ci", "scaling", "alignment", "coverage_flops", "precision", "plan"]
+    return [f"results/summary/{t}.parquet" for t in tables] + [
+        "results/summary/cost.parquet",
+        "results/summary/extrapolation.parquet",
+        *[f"results/tables/{t}.html" for t in tables],
+        *[f"results/figures/{f}.png" for f in figures],
+    ]
+
+
+# -- software: conda envs (envs/*.yaml) and Apptainer images (containers/*.def) ---------------
+# The env files install this library with `-e ${MONKEYFLOW_ROOT}` (pip expands the variable):
+# Snakemake creates envs from a copy under .snakemake/conda/, where a relative path is wrong.
+os.environ.setdefault("MONKEYFLOW_ROOT", str(Path(workflow.basedir).resolve()))
+# Images are built from containers/<name>.def into $MONKEYFLOW_CONTAINERS (default: containers/
+# beside this workflow); the file name carries what pins the image. See docs/cluster.md.
+CONTAINER_IMAGES = {
+    "vllm": "monkeyflow-vllm-0.33.0.sif",
+    "analysis": "monkeyflow-analysis-0.1.0.sif",
+    "sandbox": "monkeyflow-sandbox-0.1.0.sif",
+}
+
+
+def container_image(name):
+    folder = os.environ.get("MONKEYFLOW_CONTAINERS") or str(Path(workflow.basedir) / "containers")
+    return f"{folder}/{CONTAINER_IMAGES[name]}"
+
+
+def model_manifest_file(model):
+    return f"models/manifests/{model_source(config['models'][model]['path'])}.json"
+
+
+def shard_gpus(wildcards):
+    """GPUs a sample_shard job asks SLURM for: the model's `gpus`, else vLLM's
+    tensor_parallel_size, else 0 (CPU backends, remote servers)."""
+    spec = config["models"][wildcards.model]
+    if "gpus" in spec:
+        return spec["gpus"]
+    return spec.get("tensor_parallel_size", 1) if spec["backend"] == "vllm" else 0

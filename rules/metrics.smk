@@ -8,6 +8,8 @@ rule aggregate:
         "logs/aggregate/{dataset}/{model}/{run}.log",
     conda:
         "../envs/monkeyflow.yaml"
+    container:
+        container_image("analysis")
     script:
         "../workflow_scripts/aggregate.py"
 
@@ -26,5 +28,7 @@ rule passk:
         "logs/passk.log",
     conda:
         "../envs/monkeyflow.yaml"
+    container:
+        container_image("analysis")
     script:
         "../workflow_scripts/passk.py"

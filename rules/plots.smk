@@ -11,5 +11,7 @@ rule plot_coverage:
         "logs/plot_coverage.log",
     conda:
         "../envs/monkeyflow.yaml"
+    container:
+        container_image("analysis")
     script:
         "../workflow_scripts/plot_coverage.py"

@@ -7,5 +7,7 @@ rule prepare_problems:
         "logs/prepare_problems/{dataset}/{pkey}.log",
     conda:
         "../envs/monkeyflow.yaml"
+    container:
+        container_image("analysis")
     script:
         "../workflow_scripts/prepare_problems.py"

@@ -12,6 +12,8 @@ rule describe_run:
         "logs/describe_run/{dataset}/{model}/{run}.log",
     conda:
         "../envs/monkeyflow.yaml"
+    container:
+        container_image("analysis")
     script:
         "../workflow_scripts/describe_run.py"
 
@@ -19,7 +21,9 @@ rule describe_run:
 rule sample_shard:
     input:
         problems=lambda wc: problems_file(wc.dataset),
-        model=lambda wc: model_dir(wc.model),
+        # replay reads released samples and openai asks a server: no prepared model folder
+        # (the manifest file, not the folder: see rule model_manifest)
+        model=lambda wc: [] if config["models"][wc.model]["backend"] in ("replay", "openai") else model_manifest_file(wc.model),
     output:
         samples="results/{dataset}/{model}/{run}/samples/shard-{shard}.jsonl.zst",
         stats="results/{dataset}/{model}/{run}/samples/shard-{shard}.stats.json",
@@ -29,8 +33,12 @@ rule sample_shard:
     log:
         "logs/sample_shard/{dataset}/{model}/{run}/shard-{shard}.log",
     threads: 2
+    resources:
+        gpu=shard_gpus,
     cache: "omit-software"
     conda:
         "../envs/sampling.yaml"
+    container:
+        container_image("vllm")
     script:
         "../workflow_scripts/sample_shard.py"

@@ -11,5 +11,7 @@ rule verify_shard:
     cache: "omit-software"
     conda:
         "../envs/monkeyflow.yaml"
+    container:
+        container_image("sandbox")
     script:
         "../workflow_scripts/verify_shard.py"

@@ -3,6 +3,7 @@
   monkeyflow problems DATASET -o problems.jsonl
   monkeyflow verify DATASET SAMPLES.jsonl -o verdicts.parquet
   monkeyflow passk VERDICTS.parquet... [--k 1 10 100]
+  monkeyflow plan --budget 100 [1000 ...] [--unit samples|flops|dollars] [--dataset gsm8k]
 """
 
 from __future__ import annotations
@@ -90,6 +91,41 @@ def cmd_passk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from monkeyflow.analysis import load_fits, plan, unit_costs
+
+    if not args.fits.exists():
+        print(f"error: {args.fits} does not exist; run `snakemake` (rule scaling_fit) first", file=sys.stderr)
+        return 2
+    fits = load_fits(args.fits)
+    if args.cost.exists():
+        costs = unit_costs(args.cost)
+    elif args.unit == "samples":
+        costs = {"samples": {key: (1.0, 0.0) for key in fits}}
+    else:
+        print(f"error: {args.cost} does not exist; budgets in {args.unit} need the cost table (rule cost)", file=sys.stderr)
+        return 2
+    table = plan(fits, costs, {args.unit: args.budget}, dataset=args.dataset)
+    if table.height == 0:
+        where = f" for dataset {args.dataset!r}" if args.dataset else ""
+        print(
+            f"error: no model has both a scaling fit and a cost in {args.unit}{where} "
+            f"(fits: {', '.join(f'{d}/{m}' for d, m in fits) or 'none'}); for dollars give models a `price`",
+            file=sys.stderr,
+        )
+        return 2
+    level = next(iter(fits.values())).level
+    columns = ["dataset", "budget", "rank", "model", "k", "cost", "coverage", "lo", "hi", "p_best", "extrapolated"]
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+        print(table.select(columns))
+    print(
+        f"budget and cost in {args.unit} per problem; coverage is the fit's prediction at the k the budget buys, "
+        f"[lo, hi] its {level:.0%} bootstrap band, p_best the share of bootstrap refits in which the model is best",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monkeyflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("verdicts", nargs="+", type=Path)
     p.add_argument("--k", type=int, nargs="+", default=None, help="k values (default 1, 2, 4, ..., n)")
     p.set_defaults(func=cmd_passk)
+
+    p = sub.add_parser("plan", help="rank models by predicted coverage for a budget (from the scaling fits)")
+    p.add_argument("--budget", type=float, nargs="+", required=True, help="budget(s) per problem, in --unit")
+    p.add_argument("--unit", choices=["samples", "flops", "dollars"], default="samples")
+    p.add_argument("--dataset", default=None, help="only this dataset (default: every dataset with fits)")
+    p.add_argument("--fits", type=Path, default=Path("results/summary/fits.parquet"))
+    p.add_argument("--cost", type=Path, default=Path("results/summary/cost.parquet"))
+    p.set_defaults(func=cmd_plan)
     return parser
 
 

@@ -32,8 +32,14 @@ SAMPLING_DEFAULTS: dict[str, Any] = {
 }
 
 # Model keys that change which engine runs or how fast, never what it samples: kept out of the
-# run key so that moving to more GPUs does not orphan finished shards.
-RESOURCE_KEYS = {"tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "sampling"}
+# run key so that moving to more GPUs does not orphan finished shards. The cost keys (price,
+# architecture for FLOPs) only feed the analysis.
+RESOURCE_KEYS = {
+    "tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "sampling",
+    "price", "parameters", "layers", "d_model",
+    # where and how fast an OpenAI-compatible server is asked, and what a SLURM job asks for
+    "gpus", "base_url", "api_key_env", "concurrency", "request_timeout_s", "max_retries",
+}
 
 RUN_KEY_VERSION = 1  # bump when the sampling code changes what a given setting produces
 
@@ -189,6 +195,23 @@ def _experiment(config: dict[str, Any], dataset: str, model: str, extra: dict[st
         params=params,
         run_spec=run_spec,
     )
+
+
+def analysis_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's `analysis:` section with every default from the schema filled in."""
+    return _with_defaults(schema()["properties"]["analysis"]["properties"], config.get("analysis") or {})
+
+
+def _with_defaults(properties: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, sub in properties.items():
+        if sub.get("type") == "object" and "properties" in sub:
+            out[key] = _with_defaults(sub["properties"], given.get(key) or {})
+        elif key in given:
+            out[key] = given[key]
+        elif "default" in sub:
+            out[key] = sub["default"]
+    return out
 
 
 def experiment_ks(config: dict[str, Any], k_max: int) -> list[int]:

@@ -61,6 +61,9 @@ class Sample:
 
     Token counts are in tokens; `cumulative_logprob` is the sum of the natural-log
     probabilities of the completion tokens under the model (None if the backend gave none).
+    `label` is a correctness label that came with the sample (the replay backend's released
+    `is_corrects`); when set, verification takes the status from it. None for drawn samples,
+    and then left out of the dict so drawn shards keep their bytes.
     """
 
     problem_id: str
@@ -70,9 +73,13 @@ class Sample:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     cumulative_logprob: float | None = None
+    label: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        if row["label"] is None:
+            del row["label"]
+        return row
 
     @classmethod
     def from_dict(cls, row: dict[str, Any], where: str = "sample") -> Sample:
@@ -81,6 +88,8 @@ class Sample:
             raise RecordError(f"{where}: field 'text' must be a string, got {type(sample.text).__name__}")
         if not isinstance(sample.sample_index, int) or sample.sample_index < 0:
             raise RecordError(f"{where}: field 'sample_index' must be a non-negative integer")
+        if sample.label is not None and not isinstance(sample.label, bool):
+            raise RecordError(f"{where}: field 'label' must be true, false or null")
         return sample
 
 

@@ -49,7 +49,7 @@ def read_problems(path: str | os.PathLike) -> list[Problem]:
 # -- sampling ------------------------------------------------------------------------------------
 def sample_shard(
     problems_path: str | os.PathLike,
-    model_dir: str | os.PathLike,
+    model_dir: str | os.PathLike | None,
     spec: ModelSpec,
     params: SamplingParams,
     run: str,
@@ -58,9 +58,12 @@ def sample_shard(
     out: str | os.PathLike,
     stats_out: str | os.PathLike | None = None,
 ) -> list[Sample]:
-    """Draw samples [shard*shard_size, (shard+1)*shard_size) of every problem; write jsonl.zst."""
+    """Draw samples [shard*shard_size, (shard+1)*shard_size) of every problem; write jsonl.zst.
+
+    `model_dir` is the prepared model folder; empty for backends that load no weights (replay),
+    which then get the spec's path."""
     problems = read_problems(problems_path)
-    weights = read_manifest(model_dir)["weights"]
+    weights = read_manifest(model_dir)["weights"] if model_dir else spec.path
     backend = get_backend(spec, weights)
     start = shard * shard_size
     requests = [ShardRequest(problem=p, start=start, count=shard_size) for p in problems]
@@ -167,13 +170,26 @@ def _check_all(name: str, verifier, todo: dict[str, tuple[Problem, str]]) -> dic
     return {key: check_safely(verifier, problem, text) for key, (problem, text) in todo.items()}
 
 
+def labelled_check(check: Check, label: bool) -> Check:
+    """A verifier's check with its status replaced by a label that came with the sample (the
+    replay backend's released correctness): the extracted answer and method stay, for voting."""
+    status = "correct" if label else "incorrect"
+    return Check(
+        status=status,
+        extracted=check.extracted,
+        method=check.method,
+        detail=f"status from the sample's label; the verifier said {check.status}",
+    )
+
+
 def verify_samples(
     problems: Sequence[Problem],
     samples: Sequence[Sample],
     verifier_name: str,
     cache: VerdictCache | None = None,
 ) -> tuple[list[Verdict], dict[str, int]]:
-    """Verdicts for samples (same order). Identical completions of a problem are verified once."""
+    """Verdicts for samples (same order). Identical completions of a problem are verified once.
+    A sample with a `label` gets its status from the label (see `labelled_check`)."""
     verifier = get_verifier(verifier_name)
     by_id = {p.problem_id: p for p in problems}
     keys: list[str | None] = []
@@ -197,6 +213,8 @@ def verify_samples(
             check = Check(status="error", detail=f"problem {s.problem_id!r} is not in the problem file")
         else:
             check = known.get(key) or fresh[key]
+            if s.label is not None:
+                check = labelled_check(check, s.label)
         verdicts.append(
             Verdict(
                 problem_id=s.problem_id,

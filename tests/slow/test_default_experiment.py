@@ -23,6 +23,10 @@ def test_default_config_runs_end_to_end_then_nothing_to_do(tmp_path):
     assert sorted(passk["dataset"].unique()) == sorted(config["datasets"])
     assert passk["k"].max() == config["sampling"]["num_samples"]
     assert (tmp_path / "results/figures/coverage.png").stat().st_size > 10_000
+    for figure in ("coverage_ci", "scaling", "alignment", "coverage_flops", "precision", "plan"):
+        assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000, figure
     manifest = json.loads(next((tmp_path / "models").glob("*/manifest.json")).read_text())
     assert manifest["kind"] == "embedded" and manifest["gguf_sha256"]
     assert planned_jobs(tmp_path) == {}
+    snakemake(tmp_path, "--report", "report.html")
+    assert "scaling.png" in (tmp_path / "report.html").read_text()

@@ -117,6 +117,8 @@ def test_cost_to_reach_and_table():
     k, cost = cost_to_reach(ks, [0.1, 0.2, 0.4, 0.8], [15, 25, 45, 85], 0.3)
     assert k == pytest.approx(np.sqrt(8)) and cost == pytest.approx(5 + 10 * np.sqrt(8))
     assert all(np.isnan(cost_to_reach(ks, [0.1, 0.2, 0.4, 0.5], [1, 2, 3, 4], 0.9)))
+    # Already above the target at the smallest k: reached there (not "never").
+    assert cost_to_reach(ks, [0.6, 0.7, 0.8, 0.9], [15, 25, 45, 85], 0.3) == (1.0, 15.0)
     table = cost_table(
         {
             "big": ([1, 2], [0.5, 0.7], [10.0, 20.0]),

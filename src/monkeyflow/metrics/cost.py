@@ -178,13 +178,16 @@ def cost_to_reach(
     """(k, cost) at which a curve first reaches `target` coverage; NaNs if it never does.
 
     k is interpolated in log k between measured points (so it may be fractional); the cost is
-    interpolated linearly in k, as cost is affine in k.
+    interpolated linearly in k, as cost is affine in k. A curve already at or above the target at
+    its smallest k reaches it there: (smallest k, its cost), an upper bound.
     """
+    k = np.asarray(ks, dtype=np.float64)
+    order = np.argsort(k)
+    if k.size and np.asarray(coverage, dtype=np.float64)[order][0] >= target:
+        return float(k[order][0]), float(np.asarray(cost, dtype=np.float64)[order][0])
     k_star = crossing_k(ks, coverage, target)
     if np.isnan(k_star):
         return float("nan"), float("nan")
-    k = np.asarray(ks, dtype=np.float64)
-    order = np.argsort(k)
     return k_star, float(np.interp(k_star, k[order], np.asarray(cost, dtype=np.float64)[order]))
 
 

@@ -15,7 +15,13 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    PercentFormatter,
+)
 
 # Okabe-Ito: distinguishable for colour-blind readers and in greyscale print.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -46,9 +52,16 @@ RULE_LABELS = {
 
 
 def _figure(panels: int, width: float = 3.4, height: float = 2.8) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(width * panels, height), dpi=200, layout="constrained")
+    fig, grid = _grid(1, panels, width, height)
+    return fig, grid[0]
+
+
+def _grid(
+    rows: int, cols: int, width: float = 3.4, height: float = 2.8
+) -> tuple[Figure, list[list[Axes]]]:
+    fig = Figure(figsize=(width * cols, height * rows), dpi=200, layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, list(fig.subplots(1, panels, squeeze=False)[0])
+    return fig, [list(row) for row in fig.subplots(rows, cols, squeeze=False)]
 
 
 def _coverage_axis(ax: Axes, xlabel: str = "Number of samples (k)") -> None:
@@ -62,6 +75,32 @@ def _coverage_axis(ax: Axes, xlabel: str = "Number of samples (k)") -> None:
     ax.tick_params(which="both", direction="out")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+    _log_ticks(ax)
+
+
+def _log_ticks(ax: Axes) -> None:
+    """Plain tick labels (8, not 2^3 or 8x10^0) on the log x axis; over less than two decades
+    matplotlib would label minor ticks in scientific form, so place denser major ticks instead:
+    powers of two for counts (samples), 1-2-5 for anything else."""
+    lo, hi = ax.get_xlim()
+    if lo > 0 and hi / lo < 100:
+        if lo >= 0.5 and hi < 1e6:
+            ax.xaxis.set_major_locator(LogLocator(base=2))
+        else:
+            narrow = hi / lo < 10  # under a decade even 1-2-5 gives one tick: space them evenly
+            ax.xaxis.set_major_locator(
+                MaxNLocator(nbins=4) if narrow else LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+            )
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _compact(value: float) -> str:
+    """8, 0.01, 2e12, 1.5e12: short tick labels for counts, dollars and FLOPs alike."""
+    if value == 0 or 1e-3 <= abs(value) < 1e6:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def _legend(ax: Axes, **kwargs) -> None:
@@ -69,10 +108,7 @@ def _legend(ax: Axes, **kwargs) -> None:
         ax.legend(frameon=False, fontsize=8, **kwargs)
 
 
-@mpl.rc_context(_STYLE)
-def coverage_figure(tables: Mapping[str, pl.DataFrame], title: str | None = None) -> Figure:
-    """Coverage vs k with its bootstrap band, one line per label (frames from `coverage_table`)."""
-    fig, (ax,) = _figure(1, width=4.2, height=3.0)
+def _draw_coverage(ax: Axes, tables: Mapping[str, pl.DataFrame]) -> None:
     for i, (label, table) in enumerate(tables.items()):
         color = PALETTE[i % len(PALETTE)]
         t = table.sort("k")
@@ -80,7 +116,24 @@ def coverage_figure(tables: Mapping[str, pl.DataFrame], title: str | None = None
         ax.plot(t["k"], t["coverage"], marker="o", color=color, label=label)
     _coverage_axis(ax)
     _legend(ax, loc="lower right")
+
+
+@mpl.rc_context(_STYLE)
+def coverage_figure(tables: Mapping[str, pl.DataFrame], title: str | None = None) -> Figure:
+    """Coverage vs k with its bootstrap band, one line per label (frames from `coverage_table`)."""
+    fig, (ax,) = _figure(1, width=4.2, height=3.0)
+    _draw_coverage(ax, tables)
     if title:
+        ax.set_title(title)
+    return fig
+
+
+@mpl.rc_context(_STYLE)
+def coverage_panels_figure(panels: Mapping[str, Mapping[str, pl.DataFrame]]) -> Figure:
+    """`coverage_figure` side by side: panel title (e.g. dataset) -> label -> coverage table."""
+    fig, axes = _figure(max(len(panels), 1), width=3.6, height=3.0)
+    for ax, (title, tables) in zip(axes, panels.items(), strict=False):
+        _draw_coverage(ax, tables)
         ax.set_title(title)
     return fig
 
@@ -131,6 +184,28 @@ def alignment_figure(curves: pl.DataFrame, alignment: pl.DataFrame) -> Figure:
     `scaling.family_alignment`); the right panel plots coverage against k / k_anchor.
     """
     fig, (raw, aligned) = _figure(2)
+    _draw_alignment(raw, aligned, curves, alignment)
+    return fig
+
+
+@mpl.rc_context(_STYLE)
+def alignment_panels_figure(curves: pl.DataFrame, alignment: pl.DataFrame) -> Figure:
+    """`alignment_figure` with one row of panels per dataset (both frames carry `dataset`)."""
+    datasets = curves["dataset"].unique(maintain_order=True).to_list()
+    fig, grid = _grid(max(len(datasets), 1), 2)
+    for (raw, aligned), dataset in zip(grid, datasets, strict=False):
+        _draw_alignment(
+            raw,
+            aligned,
+            curves.filter(pl.col("dataset") == dataset),
+            alignment.filter(pl.col("dataset") == dataset),
+        )
+        raw.set_title(f"{dataset}: coverage")
+        aligned.set_title(f"{dataset}: aligned at the anchor")
+    return fig
+
+
+def _draw_alignment(raw: Axes, aligned: Axes, curves: pl.DataFrame, alignment: pl.DataFrame) -> None:
     shifts = dict(zip(alignment["model"].to_list(), alignment["k_anchor"].to_list(), strict=True))
     for i, model in enumerate(curves["model"].unique(maintain_order=True).to_list()):
         color = PALETTE[i % len(PALETTE)]
@@ -148,7 +223,6 @@ def alignment_figure(curves: pl.DataFrame, alignment: pl.DataFrame) -> Figure:
     raw.set_title("Coverage")
     aligned.set_title("Aligned at the anchor")
     _legend(raw, loc="lower right")
-    return fig
 
 
 @mpl.rc_context(_STYLE)
@@ -190,6 +264,23 @@ def precision_figure(frame: pl.DataFrame, title: str | None = None) -> Figure:
     the dashed black ceiling.
     """
     fig, (ax,) = _figure(1, width=4.2, height=3.0)
+    _draw_precision(ax, frame)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+@mpl.rc_context(_STYLE)
+def precision_panels_figure(frames: Mapping[str, pl.DataFrame]) -> Figure:
+    """`precision_figure` side by side: panel title (e.g. dataset and model) -> rule curves."""
+    fig, axes = _figure(max(len(frames), 1), width=3.8, height=3.0)
+    for ax, (title, frame) in zip(axes, frames.items(), strict=False):
+        _draw_precision(ax, frame)
+        ax.set_title(title)
+    return fig
+
+
+def _draw_precision(ax: Axes, frame: pl.DataFrame) -> None:
     rules = [r for r in frame["rule"].unique(maintain_order=True).to_list() if r != "coverage"]
     ceiling = frame.filter(pl.col("rule") == "coverage").sort("k")
     if not ceiling.is_empty():
@@ -212,6 +303,41 @@ def precision_figure(frame: pl.DataFrame, title: str | None = None) -> Figure:
     _coverage_axis(ax)
     ax.set_ylabel("Success rate")
     _legend(ax, loc="best")
-    if title:
-        ax.set_title(title)
+
+
+UNIT_LABELS = {
+    "samples": "Budget (samples per problem)",
+    "flops": "Budget (inference FLOPs per problem)",
+    "dollars": "Budget ($ per problem)",
+}
+
+
+@mpl.rc_context(_STYLE)
+def plan_figure(frame: pl.DataFrame) -> Figure:
+    """Predicted coverage vs budget, one panel per budget unit, one line per dataset and model.
+
+    `frame`: unit, label, budget, coverage, lo, hi (from `planner.plan_budgets` rows); the band
+    is the fit's bootstrap band at the k each budget buys.
+    """
+    units = frame["unit"].unique(maintain_order=True).to_list()
+    fig, axes = _figure(max(len(units), 1), width=3.6, height=3.0)
+    for ax, unit in zip(axes, units, strict=False):
+        part = frame.filter(pl.col("unit") == unit)
+        for i, label in enumerate(part["label"].unique(maintain_order=True).to_list()):
+            color = PALETTE[i % len(PALETTE)]
+            f = part.filter(pl.col("label") == label).sort("budget")
+            ax.fill_between(f["budget"], f["lo"], f["hi"], color=color, alpha=0.15, linewidth=0)
+            ax.plot(f["budget"], f["coverage"], color=color, label=label)
+        _coverage_axis(ax, xlabel=UNIT_LABELS.get(unit, unit))
+        ax.set_ylabel("Predicted coverage")
+        _legend(ax, loc="lower right")
+    return fig
+
+
+@mpl.rc_context(_STYLE)
+def message_figure(text: str) -> Figure:
+    """A figure that only says why there is nothing to draw (keeps every report entry present)."""
+    fig = Figure(figsize=(4.2, 1.6), dpi=200)
+    FigureCanvasAgg(fig)
+    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     return fig
