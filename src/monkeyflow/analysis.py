@@ -2,7 +2,7 @@
 alignment, cost, precision of selection rules and the budget planner.
 
 Each stage takes `runs` (one dict per experiment: dataset, model, run and the paths of its counts,
-sample and verdict shards, problems and prepared model folder, plus the model's config spec),
+sample and verdict shards, problems and prepared model's manifest, plus the model's config spec),
 writes a parquet table, an HTML rendering of it (for `snakemake --report`) and a PNG figure,
 and returns the table. The math lives in `monkeyflow.metrics`, the drawing in
 `monkeyflow.plots.analysis`; this module reads files, labels rows and wires them together.
@@ -294,18 +294,19 @@ def _hub_config(repo_id: str) -> dict[str, Any]:
         return {}
 
 
-def model_shape_for(spec: Mapping[str, Any], model_dir: str | os.PathLike | None) -> tuple[ModelShape | None, str]:
+def model_shape_for(spec: Mapping[str, Any], manifest: str | os.PathLike | None) -> tuple[ModelShape | None, str]:
     """The FLOPs shape of a model: `parameters`, `layers`, `d_model` from its config spec, the rest
-    from its config.json (prepared folder, or the hub cache); (None, why) when unknown."""
+    from its config.json (the prepared model's manifest file or folder names where: a local folder,
+    or a hub id looked up in the local cache); (None, why) when unknown."""
     from monkeyflow.models import model_architecture, read_manifest
 
     arch: dict[str, Any] = {}
-    if model_dir:
+    if manifest:
         try:
-            weights = read_manifest(model_dir)["weights"]
+            weights = read_manifest(manifest)["weights"]
             arch = model_architecture(weights) or _hub_config(weights)
         except (OSError, KeyError, ValueError) as exc:
-            print(f"[cost] cannot read the architecture in {model_dir}: {exc}", file=sys.stderr)
+            print(f"[cost] cannot read the architecture named by {manifest}: {exc}", file=sys.stderr)
     layers = spec.get("layers") or arch.get("num_hidden_layers")
     d_model = spec.get("d_model") or arch.get("hidden_size")
     parameters = spec.get("parameters")
@@ -382,7 +383,7 @@ def cost(
         if tokens.height == 0 or tokens["prompt_tokens"].null_count() or tokens["completion_tokens"].null_count():
             notes.append("token counts unknown (the backend gave none)")
         else:
-            shape, why = model_shape_for(entry.get("spec") or {}, entry.get("model_dir"))
+            shape, why = model_shape_for(entry.get("spec") or {}, entry.get("manifest"))
             if shape is None:
                 notes.append(why)
             else:
@@ -617,6 +618,8 @@ def plan_stage(
         dense = {u: np.geomspace(min(v), max(v), 40).tolist() for u, v in budgets.items() if v}
         curve = plan(fits, costs, dense)
         curve = curve.with_columns(label=pl.col("dataset") + " · " + pl.col("model"))
-        fig = figures.plan_figure(curve) if curve.height else figures.message_figure("no fits to plan with")
+        fig = figures.plan_figure(curve) if curve.height else figures.message_figure(
+            "No scaling fit to plan with: every run has fewer than two k with coverage > 0."
+        )
         _save(fig, figure_out)
     return table

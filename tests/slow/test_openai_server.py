@@ -70,8 +70,8 @@ def test_same_seeds_give_the_same_samples_whatever_the_faults(monkeypatch):
     requests = [ShardRequest(p, 0, 4) for p in PROBLEMS]
     with FakeOpenAIServer() as server:
         clean = backend(server.url + "/v1").generate(requests, SamplingParams(seed=3), "run0")
-        with FaultProxy(server.url, stall_s=0.5) as proxy:
-            faulty = backend(proxy.url + "/v1", request_timeout_s=0.3, concurrency=2).generate(
+        with FaultProxy(server.url, stall_s=0.6, delay_s=0.05) as proxy:
+            faulty = backend(proxy.url + "/v1", request_timeout_s=0.4, concurrency=2).generate(
                 requests, SamplingParams(seed=3), "run0")
     assert [s.to_dict() for s in faulty] == [s.to_dict() for s in clean]
     assert len({s.text for s in clean}) > 1  # the seed differs per sample

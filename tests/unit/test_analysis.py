@@ -44,7 +44,7 @@ def make_run(folder, model, rate, problems=5, samples=8, seed=0, tokens=True, lo
     write_parquet(folder / "counts.parquet", counts)
     return {"dataset": "toy", "model": model, "run": f"run-{model}", "counts": str(folder / "counts.parquet"),
             "samples": [str(folder / "samples.jsonl.zst")], "verdicts": [str(folder / "verdicts.parquet")],
-            "problems": None, "model_dir": None,
+            "problems": None, "manifest": None,
             "spec": {"parameters": 1_000_000, "layers": 2, "d_model": 64, "price": {"input": 1.0, "output": 2.0}}}
 
 
@@ -118,6 +118,8 @@ def test_model_shape_from_spec_config_json_or_unknown(tmp_path):
     shape, _ = analysis.model_shape_for({}, folder)
     assert (shape.layers, shape.d_model) == (2, 64) and shape.parameters > 100 * 64
     assert analysis.model_shape_for({"parameters": 5}, folder)[0].parameters == 5
+    (tmp_path / "model.json").write_text((folder / "manifest.json").read_text())  # as model_manifest writes it
+    assert analysis.model_shape_for({}, tmp_path / "model.json")[0] == shape
     shape, why = analysis.model_shape_for({}, None)
     assert shape is None and "parameters, layers and d_model" in why
 
