@@ -289,3 +289,19 @@ def test_unavailable_backend_says_what_to_install(monkeypatch):
     monkeypatch.delenv("MONKEYFLOW_SANDBOX", raising=False)
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
         sandbox_module.resolve_backend("auto")
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "nsjail"])
+def test_a_python_install_under_tmp_stays_visible(tmp_path, backend):
+    """A venv under /tmp (CI clones live anywhere) must not be hidden by the sandbox's own /tmp."""
+    import subprocess
+    import sys
+
+    from monkeyflow.verify.sandbox import Limits, Sandbox, backend_works
+
+    if not backend_works(backend):
+        pytest.skip(f"{backend} does not work here")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    with Sandbox(backend, python=str(venv / "bin" / "python")) as sandbox:
+        assert sandbox.run_python("print(6 * 7)", limits=Limits(cpu_s=5, wall_s=10)).stdout == b"42\n"

@@ -640,6 +640,13 @@ class Sandbox:
                     if kind == "link"
                     else ["--ro-bind", path, path]
                 )
+            # The private /tmp goes in before the Python binds: a Python install (a venv) that
+            # lives under /tmp must stay visible on top of it, not be hidden by it.
+            cmd += [
+                "--dev", "/dev", "--proc", "/proc",
+                "--size", str(self.tmpfs_bytes), "--tmpfs", "/tmp",
+                "--size", str(self.tmpfs_bytes), "--tmpfs", "/dev/shm",
+            ]  # fmt: skip
             made: set[str] = set()
             for path in [*binds, _ZYGOTE_TARGET]:
                 for parent in _ancestors(path):
@@ -651,13 +658,7 @@ class Sandbox:
                         made.add(parent)
             for path in binds:
                 cmd += ["--ro-bind", path, path]
-            cmd += [
-                "--ro-bind", zygote, _ZYGOTE_TARGET,
-                "--dev", "/dev", "--proc", "/proc",
-                "--size", str(self.tmpfs_bytes), "--tmpfs", "/tmp",
-                "--size", str(self.tmpfs_bytes), "--tmpfs", "/dev/shm",
-                "--chdir", "/tmp",
-            ]  # fmt: skip
+            cmd += ["--ro-bind", zygote, _ZYGOTE_TARGET, "--chdir", "/tmp"]
             if root:
                 cmd += ["--cap-drop", "ALL"] + [
                     x
@@ -679,13 +680,16 @@ class Sandbox:
             cmd += ["--disable_clone_newuser", "--keep_caps"]
         for kind, path in _system_mounts():
             cmd += ["-s", f"{os.readlink(path)}:{path}"] if kind == "link" else ["-R", path]
+        # tmpfs mounts first, so that a Python install under /tmp stays visible on top of them
+        cmd += [
+            "-m", f"none:/tmp:tmpfs:size={size},mode=0755",
+            "-m", f"none:/dev/shm:tmpfs:size={size},mode=0755",
+        ]  # fmt: skip
         for path in binds:
             cmd += ["-R", path]
         cmd += [
             "-R", f"{zygote}:{_ZYGOTE_TARGET}",
             "-B", "/dev/null", "-B", "/dev/zero", "-R", "/dev/urandom", "-R", "/dev/random",
-            "-m", f"none:/tmp:tmpfs:size={size},mode=0755",
-            "-m", f"none:/dev/shm:tmpfs:size={size},mode=0755",
             "--", self.python, _ZYGOTE_TARGET, json.dumps(config),
         ]  # fmt: skip
         return cmd, config
