@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from monkeyflow.io import atomic_path, read_jsonl, write_parquet
-from monkeyflow.metrics.bootstrap import coverage_table, supported_ks
+from monkeyflow.metrics.bootstrap import COVERAGE_COLUMNS, coverage_table, supported_ks
 from monkeyflow.metrics.cost import (
     ModelShape,
     cost_to_reach,
@@ -104,17 +104,7 @@ def _save(fig, path: str | os.PathLike | None) -> None:
 
 
 # -- coverage with bootstrap intervals ---------------------------------------------------------
-COVERAGE_SCHEMA = {
-    "dataset": pl.String,
-    "model": pl.String,
-    "run": pl.String,
-    "k": pl.Int64,
-    "coverage": pl.Float64,
-    "lo": pl.Float64,
-    "hi": pl.Float64,
-    "problems": pl.Int64,
-    "level": pl.Float64,
-}
+COVERAGE_SCHEMA = {"dataset": pl.String, "model": pl.String, "run": pl.String, **COVERAGE_COLUMNS}
 
 
 def coverage_ci(

@@ -10,6 +10,15 @@ import polars as pl
 
 from monkeyflow.metrics.passk import pass_at_k
 
+# The columns of a coverage table (coverage_table's output; analysis adds run labels in front).
+COVERAGE_COLUMNS = {
+    "k": pl.Int64,
+    "coverage": pl.Float64,
+    "lo": pl.Float64,
+    "hi": pl.Float64,
+    "problems": pl.Int64,
+    "level": pl.Float64,
+}
 
 def resample_weights(
     problems: int, resamples: int, seed: int | np.random.Generator = 0
@@ -101,14 +110,7 @@ def coverage_table(
     samples for the others. Also carries `problems` (count) and `level`.
     """
     kept = supported_ks(n, ks, problem_ids)
-    schema = {
-        "k": pl.Int64,
-        "coverage": pl.Float64,
-        "lo": pl.Float64,
-        "hi": pl.Float64,
-        "problems": pl.Int64,
-        "level": pl.Float64,
-    }
+    schema = COVERAGE_COLUMNS
     if not kept:
         return pl.DataFrame(schema=schema)
     per_problem = pass_at_k(n, c, kept)
