@@ -27,14 +27,14 @@ def _dataset_spec(args: argparse.Namespace) -> DatasetSpec:
         hub = {"path": args.hub, "split": args.split}
         if args.hub_config:
             hub["name"] = args.hub_config
-    return DatasetSpec(
-        name=args.dataset,
-        source="hub" if args.hub else "bundled",
-        limit=args.limit,
-        subset_seed=args.subset_seed,
-        num_fewshot=args.num_fewshot,
-        hub=hub,
-    )
+    spec = {"source": "hub" if args.hub else "bundled", "limit": args.limit, "subset_seed": args.subset_seed,
+            "num_fewshot": args.num_fewshot, "hub": hub}
+    if args.rows:
+        try:
+            spec["rows"] = [int(i) for i in args.rows.split(",") if i.strip()]
+        except ValueError:
+            raise DatasetError(f"--rows: expected comma-separated row indices, got {args.rows!r}") from None
+    return DatasetSpec.from_config(args.dataset, spec)
 
 
 def cmd_problems(args: argparse.Namespace) -> int:
@@ -126,6 +126,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_released_rows(args: argparse.Namespace) -> int:
+    from monkeyflow.sampling.replay_backend import ReplayError, index_rows, load_released_rows
+
+    where = f"{args.path} (config {args.config}, split {args.split})"
+    try:
+        rows = index_rows(load_released_rows(args.path, args.config, args.split), where)
+    except ReplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    counts = sorted({len(r["samples"]) for r in rows.values()})
+    print(f"rows: [{', '.join(str(i) for i in sorted(rows))}]")
+    print(f"{len(rows)} released problems with {'/'.join(map(str, counts))} samples each; put the line above "
+          "under the dataset in config.yaml to select exactly them", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monkeyflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     def dataset_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("dataset", help="benchmark name, e.g. gsm8k, math")
         p.add_argument("--limit", type=int, default=None, help="a random subset of this many problems")
+        p.add_argument("--rows", default=None, help="exactly these row indices, comma-separated (instead of --limit)")
         p.add_argument("--subset-seed", type=int, default=0)
         p.add_argument("--num-fewshot", type=int, default=None)
         p.add_argument("--hub", default=None, help="load from the Hugging Face hub (id or local folder) instead of the bundled copy")
@@ -164,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fits", type=Path, default=Path("results/summary/fits.parquet"))
     p.add_argument("--cost", type=Path, default=Path("results/summary/cost.parquet"))
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("released-rows", help="the row indices a release of samples covers, as a dataset `rows:` line")
+    p.add_argument("path", help="released samples: hub id, local folder or file (as a replay model's path)")
+    p.add_argument("--config", default=None, help="the release's config, e.g. GSM8K_Llama-3-8B-Instruct")
+    p.add_argument("--split", default="test")
+    p.set_defaults(func=cmd_released_rows)
     return parser
 
 

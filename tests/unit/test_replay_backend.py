@@ -71,6 +71,25 @@ def test_a_problem_without_released_samples_is_named(released):
         backend(path).generate([ShardRequest(problem(5), 0, 1)], SamplingParams(), "r")
 
 
+def test_released_rows_prints_the_dataset_rows_line(released, capsys, tmp_path):
+    from monkeyflow.cli import main
+
+    path, _ = released
+    assert main(["released-rows", str(path), "--config", "GSM8K_Toy"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "rows: [3, 11, 99]\n" and "3 released problems with 6 samples each" in err
+    # the printed line selects exactly the released problems
+    import yaml
+
+    from monkeyflow.data import DatasetSpec, get_dataset
+
+    spec = DatasetSpec.from_config("gsm8k", yaml.safe_load(out))
+    assert [p.problem_id for p in get_dataset(spec).problems()] == ["gsm8k-00003", "gsm8k-00011", "gsm8k-00099"]
+    (tmp_path / "rows.csv").write_text("a,b\n")  # a file: no hub lookup
+    assert main(["released-rows", str(tmp_path / "rows.csv")]) == 2
+    assert "unknown file type" in capsys.readouterr().err
+
+
 def test_layouts_file_parquet_and_save_to_disk(released, tmp_path):
     _, rows = released
     write_jsonl(tmp_path / "one.jsonl", rows)

@@ -120,3 +120,14 @@ def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
     assert main(["problems", "gsm9k", "-o", str(tmp_path / "p.jsonl")]) == 2
     assert "unknown dataset 'gsm9k'" in capsys.readouterr().err
     assert not (tmp_path / "v.parquet").exists() and not (tmp_path / "p.jsonl").exists()
+    assert main(["problems", "gsm8k", "--rows", "3,x", "-o", str(tmp_path / "p.jsonl")]) == 2
+    assert "--rows: expected comma-separated row indices" in capsys.readouterr().err
+    assert main(["problems", "gsm8k", "--rows", "1,2", "--limit", "2", "-o", str(tmp_path / "p.jsonl")]) == 2
+    assert "either rows or limit" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_cli_problems_takes_exact_rows(tmp_path):
+    assert main(["problems", "gsm8k", "--rows", "12, 5", "-o", str(tmp_path / "p.jsonl")]) == 0
+    ids = [json.loads(line)["problem_id"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert ids == ["gsm8k-00005", "gsm8k-00012"]

@@ -30,13 +30,25 @@ class DatasetSpec:
     subset_seed: int = 0
     num_fewshot: int | None = None  # None: the dataset's default
     hub: dict[str, Any] = field(default_factory=dict)  # {path, name, split}: load_dataset args
+    rows: tuple[int, ...] | None = None  # exactly these row indices of the split (None: use limit)
 
     @classmethod
     def from_config(cls, name: str, spec: dict[str, Any]) -> DatasetSpec:
-        known = {"source", "limit", "subset_seed", "num_fewshot", "hub", "sampling"}
+        known = {"source", "limit", "subset_seed", "num_fewshot", "hub", "sampling", "rows"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise DatasetError(f"datasets.{name}: unknown key(s) {', '.join(unknown)}")
+        rows = spec.get("rows")
+        if rows is not None:
+            if not isinstance(rows, (list, tuple)) or not rows or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rows
+            ):
+                raise DatasetError(f"datasets.{name}.rows: expected a non-empty list of row indices (integers >= 0)")
+            if len(set(rows)) != len(rows):
+                raise DatasetError(f"datasets.{name}.rows: row indices repeat")
+            if spec.get("limit") is not None:
+                raise DatasetError(f"datasets.{name}: give either rows or limit, not both")
+            rows = tuple(sorted(rows))
         return cls(
             name=name,
             source=spec.get("source", "bundled"),
@@ -44,6 +56,7 @@ class DatasetSpec:
             subset_seed=int(spec.get("subset_seed", 0)),
             num_fewshot=spec.get("num_fewshot"),
             hub=dict(spec.get("hub") or {}),
+            rows=rows,
         )
 
 
@@ -97,6 +110,8 @@ class Dataset:
             "limit": self.spec.limit,
             "subset_seed": self.spec.subset_seed,
             "stop": list(self.stop),
+            # only when given, so that the keys of configs without it stay what they were
+            **({"rows": list(self.spec.rows)} if self.spec.rows is not None else {}),
         }
 
     def problems(self) -> list[Problem]:
@@ -104,7 +119,14 @@ class Dataset:
         rows = self.load_rows()
         if not rows:
             raise DatasetError(f"dataset {self.name!r}: the source has no rows")
-        indices = subset_indices(len(rows), self.spec.limit, self.spec.subset_seed)
+        if self.spec.rows is not None:
+            outside = [i for i in self.spec.rows if i >= len(rows)]
+            if outside:
+                raise DatasetError(f"dataset {self.name!r}: rows {outside[:5]} are out of range (the source has "
+                                   f"{len(rows)} rows, indices 0..{len(rows) - 1})")
+            indices = list(self.spec.rows)
+        else:
+            indices = subset_indices(len(rows), self.spec.limit, self.spec.subset_seed)
         out = []
         for i in indices:
             row = rows[i]

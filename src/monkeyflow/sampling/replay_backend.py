@@ -152,8 +152,8 @@ class ReplayBackend(Backend):
             shown = ", ".join(map(str, known[:12])) + (" ..." if len(known) > 12 else "")
             raise ReplayError(
                 f"{self.where}: problem {problem.problem_id} (row {index}) has no released samples; "
-                f"the released rows cover {len(known)} problems (orig_dset_idx {shown}). Choose a "
-                f"dataset subset inside them."
+                f"the released rows cover {len(known)} problems (orig_dset_idx {shown}). Select exactly "
+                f"them with the dataset key `rows` (`monkeyflow released-rows` prints it)."
             )
         available = len(row["samples"])
         if request.start + request.count > available:
