@@ -331,6 +331,21 @@ def test_worker_stuck_beyond_signals_is_killed_and_replaced():
     assert results["after"] == ("correct", "math_verify")
 
 
+def test_exit_closes_every_worker_process():
+    def work():
+        vm.check_math_answer("\\frac{1}{2}", "0.5", isolation="process")
+
+    threads = [threading.Thread(target=work) for _ in range(3)]  # three threads, three workers
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    procs = [w.proc for w in vm._ALL_WORKERS]
+    assert len(procs) >= 3 and all(p.poll() is None for p in procs)
+    vm._close_workers()  # what atexit runs
+    assert vm._ALL_WORKERS == [] and all(p.poll() is not None for p in procs)
+
+
 def test_signal_isolation_off_main_thread_is_refused():
     out = {}
 

@@ -16,6 +16,7 @@ sandbox itself failed twice. The detail names the first failing test and why.
 
 from __future__ import annotations
 
+import atexit
 import re
 import secrets
 import signal
@@ -417,6 +418,17 @@ def default_judge() -> CodeJudge:
         if _default is None:
             _default = CodeJudge()
         return _default
+
+
+@atexit.register
+def _close_default_judge() -> None:
+    """Stop the process-wide judge's sandboxes at exit (not left to garbage collection, which
+    may reap their processes' handles first)."""
+    global _default
+    with _default_lock:
+        judge, _default = _default, None
+    if judge is not None:
+        judge.close()
 
 
 def verify_code(problem: Problem, completion: str) -> Check:

@@ -626,7 +626,7 @@ _THREAD_STATE = threading.local()
 
 @atexit.register
 def _close_workers() -> None:
-    for worker in _ALL_WORKERS:
+    for worker in list(_ALL_WORKERS):  # close() removes the worker from the list
         try:
             worker.close()
         except Exception:  # noqa: BLE001
