@@ -26,7 +26,10 @@ MODELS = {
     "llama-3-8b": {"path": "meta-llama/Meta-Llama-3-8B-Instruct", "tensor_parallel_size": 1},
     "gemma-2b": {"path": "google/gemma-2b-it", "tensor_parallel_size": 1},
     "llama-3-70b": {"path": "meta-llama/Meta-Llama-3-70B-Instruct", "tensor_parallel_size": 4},
-    "deepseek-coder": {"path": "deepseek-ai/deepseek-coder-33b-instruct", "tensor_parallel_size": 2},
+    "deepseek-coder": {
+        "path": "deepseek-ai/deepseek-coder-33b-instruct",
+        "tensor_parallel_size": 2,
+    },
 }
 
 
@@ -34,14 +37,28 @@ def bench_config(shards: int, shard_size: int = 100) -> dict:
     return {
         "datasets": {name: {"limit": 128} for name in DATASETS},
         "models": {name: {"backend": "vllm", **spec} for name, spec in MODELS.items()},
-        "sampling": {"num_samples": shards * shard_size, "shard_size": shard_size, "max_tokens": 1024},
+        "sampling": {
+            "num_samples": shards * shard_size,
+            "shard_size": shard_size,
+            "max_tokens": 1024,
+        },
     }
 
 
 def plan(folder: Path) -> tuple[float, dict[str, int], str]:
     """Seconds, rule -> job count, and output of one dry run with the SLURM profile."""
-    cmd = [SNAKEMAKE, "-n", "--profile", str(REPO / "profiles" / "slurm"), "-s", str(REPO / "Snakefile"),
-           "-d", str(folder), "--quiet", "rules"]
+    cmd = [
+        SNAKEMAKE,
+        "-n",
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(folder),
+        "--quiet",
+        "rules",
+    ]
     started = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     elapsed = time.perf_counter() - started
@@ -62,12 +79,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="monkeyflow-dag-") as tmp:
         folder = Path(tmp)
-        (folder / "config.yaml").write_text(yaml.safe_dump(bench_config(args.shards), sort_keys=False))
+        (folder / "config.yaml").write_text(
+            yaml.safe_dump(bench_config(args.shards), sort_keys=False)
+        )
         elapsed, jobs, _ = plan(folder)
     total = jobs.pop("total", sum(jobs.values()))
-    print(f"{len(DATASETS)} datasets x {len(MODELS)} models x {args.shards} shards: "
-          f"planned {total} jobs in {elapsed:.1f} s with --profile profiles/slurm "
-          f"(goal < {GOAL_S:.0f} s: {'met' if elapsed < GOAL_S else 'MISSED'})")
+    print(
+        f"{len(DATASETS)} datasets x {len(MODELS)} models x {args.shards} shards: "
+        f"planned {total} jobs in {elapsed:.1f} s with --profile profiles/slurm "
+        f"(goal < {GOAL_S:.0f} s: {'met' if elapsed < GOAL_S else 'MISSED'})"
+    )
     for rule, count in sorted(jobs.items(), key=lambda kv: -kv[1]):
         print(f"  {rule:<16} {count}")
     if elapsed >= GOAL_S:

@@ -1,16 +1,19 @@
 # Helpers and input functions shared by the rules. The config is validated against
 # schemas/config.schema.yaml by monkeyflow.config (errors name the key) and expanded into
 # experiments, each with a run key: a short hash of everything that changes a sample.
+import functools
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from monkeyflow.config import ConfigError, dataset_spec, experiment_ks, load_config, model_spec
+from monkeyflow.config import ConfigError, cache_path, dataset_spec, experiment_ks, load_config, model_spec
 from monkeyflow.data import get_dataset
 from monkeyflow.hashing import content_hash
 from monkeyflow.models import model_source
+from monkeyflow.sampling.base import BACKENDS
+from monkeyflow.verify import VERIFIERS
 
 try:
     EXPERIMENTS = load_config(config)
@@ -39,12 +42,45 @@ def experiment(wildcards):
     return RUNS[key]
 
 
+@functools.cache
 def problems_key(dataset):
     return content_hash(get_dataset(dataset_spec(config, dataset)).prompt_key(), length=12)
 
 
 def problems_file(dataset):
     return f"data/problems/{dataset}/{problems_key(dataset)}.jsonl"
+
+
+# -- what the plugins declare: the rules ask the backend and the verifier, never list names ----
+def backend_of(model):
+    return BACKENDS.get(config["models"][model]["backend"])
+
+
+def model_input(wildcards):
+    """sample_shard's model: the prepared model's manifest file, or nothing for backends that
+    load no weights (released samples, a remote server)."""
+    return model_manifest_file(wildcards.model) if backend_of(wildcards.model).needs_weights else []
+
+
+def verifier_of(wildcards):
+    """The verifier class that judges the experiment's dataset."""
+    return VERIFIERS.get(experiment(wildcards).verifier)
+
+
+def verifier_params(wildcards):
+    """What verify_shard's verdicts depend on: verifier name, version and verdict-changing
+    options. A change re-runs exactly the verify_shard jobs of that verifier's datasets."""
+    return experiment(wildcards).verifier_identity
+
+
+def verify_mem_mb(wildcards):
+    """Memory of a verify_shard job: what its verifier asks for (a Lean REPL pool needs GBs),
+    else 2000 MB."""
+    e = experiment(wildcards)
+    return VERIFIERS.get(e.verifier).resources(e.verifier_options).get("mem_mb", 2000)
+
+
+VERDICT_CACHE = cache_path(config)
 
 
 def model_dir(model):
@@ -59,8 +95,9 @@ def model_path_for_source(source):
 
 
 def shard_files(e, kind):
-    suffix = {"samples": "jsonl.zst", "verdicts": "parquet"}[kind]
-    return [f"{e.folder}/{kind}/shard-{i}.{suffix}" for i in range(e.num_shards)]
+    """Every shard file of an experiment: its samples or its verdicts."""
+    pattern = rules.sample_shard.output.samples if kind == "samples" else rules.verify_shard.output[0]
+    return expand(pattern, dataset=e.dataset, model=e.model, run=e.run, shard=range(e.num_shards))
 
 
 def counts_files():
@@ -86,8 +123,8 @@ def analysis_runs():
                 "samples": shard_files(e, "samples"),
                 "verdicts": shard_files(e, "verdicts"),
                 "problems": problems_file(e.dataset),
-                # the prepared model's manifest (architecture for FLOPs); replay and openai have none
-                "manifest": None if spec["backend"] in ("replay", "openai") else model_manifest_file(e.model),
+                # the prepared model's manifest (architecture for FLOPs); backends without weights have none
+                "manifest": model_manifest_file(e.model) if backend_of(e.model).needs_weights else None,
                 "spec": {k: v for k, v in spec.items() if k != "sampling"},
             }
         )
@@ -138,9 +175,18 @@ def model_manifest_file(model):
 
 
 def shard_gpus(wildcards):
-    """GPUs a sample_shard job asks SLURM for: the model's `gpus`, else vLLM's
-    tensor_parallel_size, else 0 (CPU backends, remote servers)."""
+    """GPUs a sample_shard job asks SLURM for: the model's `gpus`, else what its backend says
+    (vLLM: tensor_parallel_size; CPU backends and remote servers: 0)."""
     spec = config["models"][wildcards.model]
     if "gpus" in spec:
         return spec["gpus"]
-    return spec.get("tensor_parallel_size", 1) if spec["backend"] == "vllm" else 0
+    backend = backend_of(wildcards.model)
+    return backend.gpus(backend.resolve(spec, where=f"models.{wildcards.model}"))
+
+
+def shard_container(wildcards):
+    return container_image(backend_of(wildcards.model).container)
+
+
+def verify_container(wildcards):
+    return container_image(verifier_of(wildcards).container)

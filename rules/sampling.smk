@@ -21,9 +21,9 @@ rule describe_run:
 rule sample_shard:
     input:
         problems=lambda wc: problems_file(wc.dataset),
-        # replay reads released samples and openai asks a server: no prepared model folder
-        # (the manifest file, not the folder: see rule model_manifest)
-        model=lambda wc: [] if config["models"][wc.model]["backend"] in ("replay", "openai") else model_manifest_file(wc.model),
+        # the manifest file, not the folder (see rule model_manifest); none for backends that
+        # load no weights
+        model=model_input,
     output:
         samples="results/{dataset}/{model}/{run}/samples/shard-{shard}.jsonl.zst",
         stats="results/{dataset}/{model}/{run}/samples/shard-{shard}.stats.json",
@@ -39,6 +39,6 @@ rule sample_shard:
     conda:
         "../envs/sampling.yaml"
     container:
-        container_image("vllm")
+        shard_container
     script:
         "../workflow_scripts/sample_shard.py"

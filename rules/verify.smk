@@ -1,17 +1,25 @@
+# One verdict row per sample of a shard. params carry the verifier's identity (name, version,
+# verdict-changing options), so fixing a verifier (a version bump) or changing its options re-runs
+# exactly these jobs for its datasets, never sample_shard; and the verdict cache's path.
+
+
 rule verify_shard:
     input:
         problems=lambda wc: problems_file(wc.dataset),
-        samples="results/{dataset}/{model}/{run}/samples/shard-{shard}.jsonl.zst",
+        samples=rules.sample_shard.output.samples,
     output:
         "results/{dataset}/{model}/{run}/verdicts/shard-{shard}.parquet",
     params:
-        verifier=lambda wc: get_dataset(dataset_spec(config, wc.dataset)).verifier,
+        verifier=verifier_params,
+        cache=VERDICT_CACHE,
     log:
         "logs/verify_shard/{dataset}/{model}/{run}/shard-{shard}.log",
+    resources:
+        mem_mb=verify_mem_mb,
     cache: "omit-software"
     conda:
         "../envs/monkeyflow.yaml"
     container:
-        container_image("sandbox")
+        verify_container
     script:
         "../workflow_scripts/verify_shard.py"

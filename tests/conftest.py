@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_CACHE = Path(os.environ.get("MONKEYFLOW_TEST_CACHE", Path.home() / ".cache" / "monkeyflow-tests"))
+MODEL_CACHE = Path(
+    os.environ.get("MONKEYFLOW_TEST_CACHE", Path.home() / ".cache" / "monkeyflow-tests")
+)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,18 @@ from collections import Counter
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-DEFAULT_PATTERN = ("ok", "503", "ok", "drop_after", "429", "delay", "ok", "drop_before", "stall", "ok")
+DEFAULT_PATTERN = (
+    "ok",
+    "503",
+    "ok",
+    "drop_after",
+    "429",
+    "delay",
+    "ok",
+    "drop_before",
+    "stall",
+    "ok",
+)
 
 
 class _BackgroundApp:
@@ -69,7 +80,9 @@ class _BackgroundApp:
 class FaultProxy(_BackgroundApp):
     """Forward every request to `upstream` (e.g. http://127.0.0.1:8000), injecting faults."""
 
-    def __init__(self, upstream: str, pattern=DEFAULT_PATTERN, delay_s: float = 1.0, stall_s: float = 6.0) -> None:
+    def __init__(
+        self, upstream: str, pattern=DEFAULT_PATTERN, delay_s: float = 1.0, stall_s: float = 6.0
+    ) -> None:
         super().__init__()
         self.upstream = upstream.rstrip("/")
         self.pattern = tuple(pattern)
@@ -92,19 +105,35 @@ class FaultProxy(_BackgroundApp):
     async def _forward(self, request: web.Request, body: bytes) -> tuple[int, bytes, str]:
         if self._session is None:
             self._session = ClientSession(timeout=ClientTimeout(total=900))
-        headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
-        async with self._session.request(request.method, self.upstream + request.path_qs, data=body, headers=headers) as resp:
-            return resp.status, await resp.read(), resp.headers.get("Content-Type", "application/json")
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() in ("content-type", "authorization")
+        }
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, data=body, headers=headers
+        ) as resp:
+            return (
+                resp.status,
+                await resp.read(),
+                resp.headers.get("Content-Type", "application/json"),
+            )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.requests += 1
         self.headers_seen.append(dict(request.headers))
-        kind = self.pattern[(self.requests - 1) % len(self.pattern)] if request.method == "POST" else "ok"
+        kind = (
+            self.pattern[(self.requests - 1) % len(self.pattern)]
+            if request.method == "POST"
+            else "ok"
+        )
         self.injected[kind] += 1
         if kind in ("503", "429"):
             headers = {"Retry-After": "0.2"} if kind == "429" else {}
-            return web.json_response({"error": {"message": f"injected {kind}"}}, status=int(kind), headers=headers)
+            return web.json_response(
+                {"error": {"message": f"injected {kind}"}}, status=int(kind), headers=headers
+            )
         if kind == "delay":
             await asyncio.sleep(self.delay_s)
         if kind == "stall":
@@ -147,11 +176,24 @@ class FakeOpenAIServer(_BackgroundApp):
         self.generated[(prompt, body.get("seed"))] += 1
         text = f"The answer is {int(key, 16) % 100}. #### {int(key, 16) % 100}"
         choice = {"index": 0, "finish_reason": "stop"}
-        choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+        choice.update(
+            {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+        )
         if body.get("logprobs") is not None and body.get("logprobs") is not False:
             lp = [-0.5, -0.25]
-            choice["logprobs"] = {"content": [{"logprob": v} for v in lp]} if chat else {"token_logprobs": lp}
-        return web.json_response({
-            "id": key, "object": "chat.completion" if chat else "text_completion", "model": body["model"],
-            "choices": [choice], "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 7, "total_tokens": 0},
-        })
+            choice["logprobs"] = (
+                {"content": [{"logprob": v} for v in lp]} if chat else {"token_logprobs": lp}
+            )
+        return web.json_response(
+            {
+                "id": key,
+                "object": "chat.completion" if chat else "text_completion",
+                "model": body["model"],
+                "choices": [choice],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": 7,
+                    "total_tokens": 0,
+                },
+            }
+        )

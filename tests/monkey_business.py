@@ -10,7 +10,12 @@ import numpy as np
 from monkeyflow.io import write_jsonl
 from monkeyflow.records import Problem
 
-WORDS = ["<pad>", "<unk>", "<eos>", *"the answer is so yes no question #### 0 1 2 3 4 5 6 7 8 9".split()]
+WORDS = [
+    "<pad>",
+    "<unk>",
+    "<eos>",
+    *"the answer is so yes no question #### 0 1 2 3 4 5 6 7 8 9".split(),
+]
 
 
 def released_rows(problems: list[Problem], samples: int, rate: float, seed: int = 0) -> list[dict]:
@@ -67,8 +72,15 @@ def tiny_reward_model(path: Path) -> Path:
     tiny_tokenizer(path)
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=len(WORDS), n_positions=512, n_embd=32, n_layer=2, n_head=2, num_labels=1,
-        pad_token_id=0, bos_token_id=2, eos_token_id=2,
+        vocab_size=len(WORDS),
+        n_positions=512,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        num_labels=1,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=2,
     )
     GPT2ForSequenceClassification(config).eval().save_pretrained(path)
     return Path(path)

@@ -3,6 +3,6 @@
 from monkeyflow.logs import log_to
 from monkeyflow.stages import aggregate
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    counts = aggregate(snakemake.input.verdicts, snakemake.output[0])  # noqa: F821
+with log_to(snakemake.log[0]):
+    counts = aggregate(snakemake.input.verdicts, snakemake.output[0])
     print(counts)

@@ -3,11 +3,17 @@
 from monkeyflow.analysis import cost
 from monkeyflow.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    p, out = snakemake.params, snakemake.output  # noqa: F821
+with log_to(snakemake.log[0]):
+    p, out = snakemake.params, snakemake.output
     table, reach = cost(
-        p.runs, out.table, out.reach, out.html, out.figure, targets=p.cost["targets"],
-        share_prompt=p.cost["share_prompt"], points=p.points,
+        p.runs,
+        out.table,
+        out.reach,
+        out.html,
+        out.figure,
+        targets=p.cost["targets"],
+        share_prompt=p.cost["share_prompt"],
+        points=p.points,
     )
     print(table)
     print(reach)

@@ -3,6 +3,8 @@
 from monkeyflow.analysis import coverage_ci
 from monkeyflow.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    p, out = snakemake.params, snakemake.output  # noqa: F821
-    print(coverage_ci(p.runs, out.table, out.html, out.figure, p.level, p.resamples, p.seed, p.points))
+with log_to(snakemake.log[0]):
+    p, out = snakemake.params, snakemake.output
+    print(
+        coverage_ci(p.runs, out.table, out.html, out.figure, p.level, p.resamples, p.seed, p.points)
+    )

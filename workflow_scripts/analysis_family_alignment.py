@@ -3,6 +3,6 @@
 from monkeyflow.analysis import alignment
 from monkeyflow.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    out = snakemake.output  # noqa: F821
-    print(alignment(snakemake.input[0], out.table, out.html, out.figure, snakemake.params.anchor))  # noqa: F821
+with log_to(snakemake.log[0]):
+    out = snakemake.output
+    print(alignment(snakemake.input[0], out.table, out.html, out.figure, snakemake.params.anchor))

@@ -3,6 +3,10 @@
 from monkeyflow.analysis import plan_stage
 from monkeyflow.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    inp, out = snakemake.input, snakemake.output  # noqa: F821
-    print(plan_stage(inp.fits, inp.cost, out.table, out.html, out.figure, dict(snakemake.params.budgets)))  # noqa: F821
+with log_to(snakemake.log[0]):
+    inp, out = snakemake.input, snakemake.output
+    print(
+        plan_stage(
+            inp.fits, inp.cost, out.table, out.html, out.figure, dict(snakemake.params.budgets)
+        )
+    )

@@ -3,5 +3,7 @@
 from monkeyflow.io import write_json
 from monkeyflow.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    write_json(snakemake.output[0], {"run": snakemake.wildcards.run, "spec": dict(snakemake.params.spec)})  # noqa: F821
+with log_to(snakemake.log[0]):
+    write_json(
+        snakemake.output[0], {"run": snakemake.wildcards.run, "spec": dict(snakemake.params.spec)}
+    )

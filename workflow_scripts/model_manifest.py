@@ -7,11 +7,13 @@ from pathlib import Path
 from monkeyflow.io import write_json
 from monkeyflow.logs import log_to
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    folder = Path(snakemake.input[0])  # noqa: F821
-    out = Path(snakemake.output[0])  # noqa: F821
+with log_to(snakemake.log[0]):
+    folder = Path(snakemake.input[0])
+    out = Path(snakemake.output[0])
     manifest = json.loads((folder / "manifest.json").read_text())
-    if manifest.get("kind") == "embedded":  # weights inside the folder: point there from out's folder
+    if (
+        manifest.get("kind") == "embedded"
+    ):  # weights inside the folder: point there from out's folder
         manifest["weights"] = os.path.relpath(folder / manifest["weights"], out.parent)
     write_json(out, manifest)
     print(manifest)

@@ -3,6 +3,9 @@
 from monkeyflow.logs import log_to
 from monkeyflow.stages import passk_summary
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    runs = [dict(entry, counts=path) for entry, path in zip(snakemake.params.runs, snakemake.input.counts, strict=True)]  # noqa: F821
-    print(passk_summary(runs, snakemake.output[0]))  # noqa: F821
+with log_to(snakemake.log[0]):
+    runs = [
+        dict(entry, counts=path)
+        for entry, path in zip(snakemake.params.runs, snakemake.input.counts, strict=True)
+    ]
+    print(passk_summary(runs, snakemake.output[0]))

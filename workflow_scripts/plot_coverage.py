@@ -5,5 +5,5 @@ import polars as pl
 from monkeyflow.logs import log_to
 from monkeyflow.plots.coverage import coverage_figure, save_figure
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    save_figure(coverage_figure(pl.read_parquet(snakemake.input[0])), snakemake.output[0])  # noqa: F821
+with log_to(snakemake.log[0]):
+    save_figure(coverage_figure(pl.read_parquet(snakemake.input[0])), snakemake.output[0])

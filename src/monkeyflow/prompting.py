@@ -18,7 +18,9 @@ def prompt_token_ids(tokenizer: Any, problem: Problem, chat: bool | None = None)
     """Token ids of the prompt: the chat messages through the model's chat template (with the
     generation prompt) for instruct models, else the plain few-shot text."""
     if use_chat(tokenizer, chat) and problem.chat:
-        text = tokenizer.apply_chat_template(problem.chat, add_generation_prompt=True, tokenize=False)
+        text = tokenizer.apply_chat_template(
+            problem.chat, add_generation_prompt=True, tokenize=False
+        )
         # The template already writes the special tokens (BOS, turn markers).
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
     return list(tokenizer(problem.prompt, add_special_tokens=True)["input_ids"])

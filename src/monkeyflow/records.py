@@ -85,7 +85,9 @@ class Sample:
     def from_dict(cls, row: dict[str, Any], where: str = "sample") -> Sample:
         sample = _from_dict(cls, row, where)
         if not isinstance(sample.text, str):
-            raise RecordError(f"{where}: field 'text' must be a string, got {type(sample.text).__name__}")
+            raise RecordError(
+                f"{where}: field 'text' must be a string, got {type(sample.text).__name__}"
+            )
         if not isinstance(sample.sample_index, int) or sample.sample_index < 0:
             raise RecordError(f"{where}: field 'sample_index' must be a non-negative integer")
         if sample.label is not None and not isinstance(sample.label, bool):
@@ -94,16 +96,16 @@ class Sample:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The verifier's judgement of one sample.
+class Check:
+    """What a verifier concluded about one completion.
 
-    `status` is one of correct|incorrect|timeout|error; `extracted` is the answer the verifier
-    read out of the completion (None if none); `method` says how it was extracted (e.g.
-    `marker`, `fallback`), so analysis can report strict and lenient coverage.
+    status: correct|incorrect|timeout|error. `error` means the verifier itself could not judge
+    (infrastructure failure), never that the answer was wrong. `extracted` is the answer (or
+    program, proof, patch) read from the completion (None if none); `method` how it was read
+    (e.g. `marker`, `boxed`, `fallback`), so analysis can report strict and lenient coverage;
+    `detail` says which rule decided.
     """
 
-    problem_id: str
-    sample_index: int
     status: str
     extracted: str | None = None
     method: str | None = None
@@ -111,7 +113,39 @@ class Verdict:
 
     def __post_init__(self) -> None:
         if self.status not in VERDICT_STATUSES:
-            raise RecordError(f"verdict status must be one of {VERDICT_STATUSES}, got {self.status!r}")
+            raise RecordError(
+                f"verdict status must be one of {VERDICT_STATUSES}, got {self.status!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict(Check):
+    """The judgement of one sample: a Check plus which sample it is about (one row of a verdict
+    file; its columns are `VERDICT_COLUMNS`)."""
+
+    problem_id: str
+    sample_index: int
+
+    @classmethod
+    def of(cls, problem_id: str, sample_index: int, check: Check) -> Verdict:
+        return cls(problem_id=problem_id, sample_index=sample_index, **check_fields(check))
+
+    @property
+    def check(self) -> Check:
+        return Check(**check_fields(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        return {name: row[name] for name in VERDICT_COLUMNS}
+
+
+def check_fields(check: Check) -> dict[str, Any]:
+    """The Check part of a check or verdict, as keyword arguments."""
+    return {f.name: getattr(check, f.name) for f in fields(Check)}
+
+
+# One row of a verdict file: the sample's identity first, then the check.
+VERDICT_COLUMNS: tuple[str, ...] = ("problem_id", "sample_index", *(f.name for f in fields(Check)))

@@ -18,18 +18,16 @@ from monkeyflow.hashing import content_hash
 from monkeyflow.io import read_jsonl, write_json, write_jsonl, write_parquet
 from monkeyflow.metrics.passk import pass_at_k
 from monkeyflow.models import read_manifest
-from monkeyflow.records import Problem, RecordError, Sample, Verdict
+from monkeyflow.records import VERDICT_COLUMNS, Check, Problem, RecordError, Sample, Verdict
 from monkeyflow.sampling.base import ModelSpec, SamplingParams, ShardRequest, get_backend
-from monkeyflow.verify import Check, get_batch_verifier, get_verifier
+from monkeyflow.verify import Verifier, check_safely, get_verifier
 
+# The verdict file's columns (records.VERDICT_COLUMNS) with their parquet types.
 VERDICT_SCHEMA = {
-    "problem_id": pl.String,
-    "sample_index": pl.Int64,
-    "status": pl.String,
-    "extracted": pl.String,
-    "method": pl.String,
-    "detail": pl.String,
+    name: pl.Int64 if name == "sample_index" else pl.String for name in VERDICT_COLUMNS
 }
+# Where the workflow and `monkeyflow verify` keep the verdict cache, under the project folder.
+DEFAULT_CACHE_PATH = "results/cache/verdicts.sqlite"
 # Extraction methods that guess (e.g. the last number in a ramble): excluded from strict counts.
 LENIENT_METHODS = ("fallback",)
 
@@ -43,7 +41,10 @@ def prepare_problems(spec: DatasetSpec, out: str | os.PathLike) -> list[Problem]
 
 
 def read_problems(path: str | os.PathLike) -> list[Problem]:
-    return [Problem.from_dict(row, where=f"{path}: problem {i}") for i, row in enumerate(read_jsonl(path))]
+    return [
+        Problem.from_dict(row, where=f"{path}: problem {i}")
+        for i, row in enumerate(read_jsonl(path))
+    ]
 
 
 # -- sampling ------------------------------------------------------------------------------------
@@ -76,7 +77,9 @@ def sample_shard(
     expected = {(p.problem_id, i) for p in problems for i in range(start, start + shard_size)}
     got = {(s.problem_id, s.sample_index) for s in samples}
     if got != expected or len(samples) != len(expected):
-        raise RuntimeError(f"backend {spec.backend} returned {len(samples)} samples, expected {len(expected)}")
+        raise RuntimeError(
+            f"backend {spec.backend} returned {len(samples)} samples, expected {len(expected)}"
+        )
     samples.sort(key=lambda s: (s.problem_id, s.sample_index))
     write_jsonl(out, (s.to_dict() for s in samples))
     if stats_out is not None:
@@ -96,12 +99,15 @@ def sample_shard(
 
 
 def read_samples(path: str | os.PathLike) -> list[Sample]:
-    return [Sample.from_dict(row, where=f"{path}: line {i + 1}") for i, row in enumerate(read_jsonl(path))]
+    return [
+        Sample.from_dict(row, where=f"{path}: line {i + 1}")
+        for i, row in enumerate(read_jsonl(path))
+    ]
 
 
 # -- verification --------------------------------------------------------------------------------
 class VerdictCache:
-    """Verdicts keyed by hash(verifier, problem, completion) in SQLite, shared by all jobs.
+    """Verdicts keyed by `verification_key` in SQLite, shared by all jobs.
 
     Only definite verdicts (correct/incorrect) are stored: a timeout or an infrastructure error
     is retried next time.
@@ -134,7 +140,11 @@ class VerdictCache:
     def put_many(self, items: Iterable[tuple[str, Check]]) -> None:
         if self.db is None:
             return
-        rows = [(k, c.status, c.extracted, c.method, c.detail) for k, c in items if c.status in ("correct", "incorrect")]
+        rows = [
+            (k, c.status, c.extracted, c.method, c.detail)
+            for k, c in items
+            if c.status in ("correct", "incorrect")
+        ]
         if rows:
             with self.db:
                 self.db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)", rows)
@@ -144,29 +154,30 @@ class VerdictCache:
             self.db.close()
 
 
-def verification_key(verifier: str, problem: Problem, completion: str) -> str:
-    return content_hash([verifier, problem.reference, problem.metadata, completion])
+def verification_key(identity: dict[str, Any], problem: Problem, completion: str) -> str:
+    """The cache key of a verdict: the verifier's name, version and verdict-changing options
+    (`Verifier.identity()`), what it compares against, and the completion."""
+    return content_hash([identity, problem.reference, problem.metadata, completion])
 
 
-def check_safely(verifier, problem: Problem, completion: str) -> Check:
-    """Run a verifier; a crash becomes an `error` verdict instead of stopping the shard."""
+def _check_all(verifier: Verifier, todo: dict[str, tuple[Problem, str]]) -> dict[str, Check]:
+    """Checks for distinct (problem, completion) pairs in one `check_many` call (one at a time if
+    that call fails, so that one bad pair cannot fail a shard)."""
+    if not todo:
+        return {}
     try:
-        return verifier(problem, completion)
-    except Exception as exc:  # noqa: BLE001 - any verifier bug must be recorded, not fatal
-        return Check(status="error", detail=f"verifier crashed: {type(exc).__name__}: {exc}"[:500])
-
-
-def _check_all(name: str, verifier, todo: dict[str, tuple[Problem, str]]) -> dict[str, Check]:
-    """Checks for distinct (problem, completion) pairs: in one call of the batch verifier if the
-    verifier has one (falling back to one at a time if that call fails), else one at a time."""
-    batch = get_batch_verifier(name)
-    if batch is not None and todo:
-        try:
-            checks = batch(list(todo.values()))
-            if len(checks) == len(todo):
-                return dict(zip(todo, checks, strict=True))
-        except Exception as exc:  # noqa: BLE001 - fall back to per-sample checks, which record errors
-            print(f"[verify] batch verifier {name!r} failed ({type(exc).__name__}: {exc}); checking one by one", file=sys.stderr)
+        checks = verifier.check_many(list(todo.values()))
+        if len(checks) == len(todo) and all(isinstance(c, Check) for c in checks):
+            return dict(zip(todo, checks, strict=True))
+        print(
+            f"[verify] {verifier.name}.check_many returned {len(checks)} checks for {len(todo)} pairs; checking one by one",
+            file=sys.stderr,
+        )
+    except Exception as exc:  # noqa: BLE001 - fall back to per-sample checks, which record errors
+        print(
+            f"[verify] {verifier.name}.check_many failed ({type(exc).__name__}: {exc}); checking one by one",
+            file=sys.stderr,
+        )
     return {key: check_safely(verifier, problem, text) for key, (problem, text) in todo.items()}
 
 
@@ -182,75 +193,96 @@ def labelled_check(check: Check, label: bool) -> Check:
     )
 
 
+def oversized_check(completion: str, cap: int) -> Check | None:
+    """`incorrect` for a completion over the size cap (never handed to a verifier), else None."""
+    if len(completion) * 4 <= cap:  # at most 4 UTF-8 bytes per character: surely under
+        return None
+    size = len(completion.encode("utf-8", "surrogatepass"))
+    if size <= cap:
+        return None
+    return Check(
+        "incorrect",
+        detail=f"completion of {size} bytes is over the verifier's cap of {cap} bytes (max_completion_bytes); not judged",
+    )
+
+
 def verify_samples(
     problems: Sequence[Problem],
     samples: Sequence[Sample],
-    verifier_name: str,
+    verifier: Verifier | str,
     cache: VerdictCache | None = None,
 ) -> tuple[list[Verdict], dict[str, int]]:
     """Verdicts for samples (same order). Identical completions of a problem are verified once.
     A sample with a `label` gets its status from the label (see `labelled_check`)."""
-    verifier = get_verifier(verifier_name)
+    if isinstance(verifier, str):
+        verifier = get_verifier(verifier)
+    identity = verifier.identity()
+    cap = int(verifier.options.get("max_completion_bytes") or 0)
     by_id = {p.problem_id: p for p in problems}
     keys: list[str | None] = []
     for s in samples:
         problem = by_id.get(s.problem_id)
-        keys.append(None if problem is None else verification_key(verifier_name, problem, s.text))
+        keys.append(None if problem is None else verification_key(identity, problem, s.text))
     unique = sorted({k for k in keys if k is not None})
     known = cache.get_many(unique) if cache is not None else {}
     stats = {"samples": len(samples), "unique": len(unique), "cached": len(known), "checked": 0}
     todo: dict[str, tuple[Problem, str]] = {}
+    fresh: dict[str, Check] = {}
     for s, key in zip(samples, keys, strict=True):
-        if key is not None and key not in known and key not in todo:
+        if key is None or key in known or key in todo or key in fresh:
+            continue
+        too_big = oversized_check(s.text, cap) if cap else None
+        if too_big is not None:
+            fresh[key] = too_big
+        else:
             todo[key] = (by_id[s.problem_id], s.text)
-    fresh = _check_all(verifier_name, verifier, todo)
+    fresh.update(_check_all(verifier, todo))
     stats["checked"] = len(fresh)
     if cache is not None:
         cache.put_many(fresh.items())
     verdicts = []
     for s, key in zip(samples, keys, strict=True):
         if key is None:
-            check = Check(status="error", detail=f"problem {s.problem_id!r} is not in the problem file")
+            check = Check(
+                status="error", detail=f"problem {s.problem_id!r} is not in the problem file"
+            )
         else:
             check = known.get(key) or fresh[key]
             if s.label is not None:
                 check = labelled_check(check, s.label)
-        verdicts.append(
-            Verdict(
-                problem_id=s.problem_id,
-                sample_index=s.sample_index,
-                status=check.status,
-                extracted=check.extracted,
-                method=check.method,
-                detail=check.detail,
-            )
-        )
+        verdicts.append(Verdict.of(s.problem_id, s.sample_index, check))
     return verdicts, stats
 
 
 def verdict_frame(verdicts: Sequence[Verdict]) -> pl.DataFrame:
-    return pl.DataFrame([v.to_dict() for v in verdicts], schema=VERDICT_SCHEMA).sort(["problem_id", "sample_index"])
+    return pl.DataFrame([v.to_dict() for v in verdicts], schema=VERDICT_SCHEMA).sort(
+        ["problem_id", "sample_index"]
+    )
 
 
 def verify_shard(
     problems_path: str | os.PathLike,
     samples_path: str | os.PathLike,
-    verifier_name: str,
+    verifier: str,
     out: str | os.PathLike,
+    options: dict[str, Any] | None = None,
     cache_path: str | os.PathLike | None = None,
 ) -> dict[str, int]:
-    """Verify one sample shard and write one verdict row per sample as parquet."""
+    """Verify one sample shard with the named verifier (built from `options`) and write one
+    verdict row per sample as parquet."""
     problems = read_problems(problems_path)
     samples = read_samples(samples_path)
     cache = VerdictCache(cache_path) if cache_path else None
+    judge = get_verifier(verifier, options)
     try:
-        verdicts, stats = verify_samples(problems, samples, verifier_name, cache)
+        verdicts, stats = verify_samples(problems, samples, judge, cache)
     finally:
+        judge.close()
         if cache is not None:
             cache.close()
     write_parquet(out, verdict_frame(verdicts))
     print(
-        f"[verify] {stats['samples']} samples, {stats['unique']} distinct completions, "
+        f"[verify] {judge.name} {judge.version}: {stats['samples']} samples, {stats['unique']} distinct completions, "
         f"{stats['cached']} from cache, {stats['checked']} checked",
         file=sys.stderr,
     )
@@ -283,7 +315,10 @@ def count_correct(verdicts: pl.DataFrame) -> pl.DataFrame:
         .agg(
             n=(pl.col("status") != "error").sum().cast(pl.Int64),
             c=(pl.col("status") == "correct").sum().cast(pl.Int64),
-            c_strict=((pl.col("status") == "correct") & ~pl.col("method").is_in(LENIENT_METHODS).fill_null(False))
+            c_strict=(
+                (pl.col("status") == "correct")
+                & ~pl.col("method").is_in(LENIENT_METHODS).fill_null(False)
+            )
             .sum()
             .cast(pl.Int64),
             n_timeout=(pl.col("status") == "timeout").sum().cast(pl.Int64),
@@ -299,7 +334,9 @@ def aggregate(verdict_paths: Sequence[str | os.PathLike], out: str | os.PathLike
     return counts
 
 
-def passk_rows(counts: pl.DataFrame, ks: Sequence[int], labels: dict[str, Any]) -> list[dict[str, Any]]:
+def passk_rows(
+    counts: pl.DataFrame, ks: Sequence[int], labels: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Mean pass@k over problems for each k (strict and lenient), where problems have n >= k."""
     n = counts["n"].to_numpy()
     rows = []
@@ -322,7 +359,9 @@ def passk_rows(counts: pl.DataFrame, ks: Sequence[int], labels: dict[str, Any]) 
     return rows
 
 
-def passk_summary(runs: Sequence[dict[str, Any]], out: str | os.PathLike | None = None) -> pl.DataFrame:
+def passk_summary(
+    runs: Sequence[dict[str, Any]], out: str | os.PathLike | None = None
+) -> pl.DataFrame:
     """`runs`: dicts with dataset, model, run, counts (path) and ks; one row per (run, k)."""
     rows: list[dict[str, Any]] = []
     for entry in runs:

@@ -31,11 +31,25 @@ def slurm_cluster():
     if os.geteuid() != 0:
         pytest.skip("the cluster tests install (apt) and start SLURM daemons: they need root")
     if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
-        pytest.skip("SLURM is not installed and there is no apt-get to install it (cluster/start_slurm.sh)")
+        pytest.skip(
+            "SLURM is not installed and there is no apt-get to install it (cluster/start_slurm.sh)"
+        )
     was_running = _controller_running()
-    result = subprocess.run(["bash", str(REPO / "cluster" / "start_slurm.sh")], capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["bash", str(REPO / "cluster" / "start_slurm.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if result.returncode != 0:
-        pytest.fail(f"cluster/start_slurm.sh failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        pytest.fail(
+            f"cluster/start_slurm.sh failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     yield
     if not was_running:
-        subprocess.run(["bash", str(REPO / "cluster" / "stop_slurm.sh")], capture_output=True, text=True, timeout=300)
+        subprocess.run(
+            ["bash", str(REPO / "cluster" / "stop_slurm.sh")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )

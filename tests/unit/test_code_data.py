@@ -26,7 +26,7 @@ def test_humaneval_problems():
     assert first.prompt.endswith(first.metadata["prompt"] + "```\nA:")
     assert first.prompt.count("\nQ: ") == 3 and first.chat[-1]["role"] == "user"
     assert len(first.chat) == 1 + 2 * 2 + 1
-    assert DATASETS.get("humaneval").verifier == "humaneval"
+    assert DATASETS.get("humaneval").verifier == "code"
 
 
 def test_apps_problems():
@@ -106,7 +106,7 @@ def test_codecontests_from_a_hub_folder(codecontests_dir):
     assert first.metadata["memory_bytes"] == 256 << 20
     assert first.reference == "print(sum(map(int, input().split())))"  # the Python 3 solution
     assert first.prompt.endswith("Q: Print a + b.\nA:")
-    assert DATASETS.get("codecontests").verifier == "codecontests"
+    assert DATASETS.get("codecontests").verifier == "code"
     assert has_image("x <image> y") and has_image("[Image]") and not has_image("image")
 
 

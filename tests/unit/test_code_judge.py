@@ -221,8 +221,14 @@ def test_sandbox_failure_is_an_error_never_cached(monkeypatch):
 
 @needs_sandbox
 def test_registered_verifiers(humaneval):
+    from monkeyflow.data import DATASETS
+    from monkeyflow.verify.code import CodeVerifier
+
     for name in ("humaneval", "apps", "codecontests"):
-        assert get_verifier(name) is verify_code
+        assert DATASETS.get(name).verifier == "code"
+    with get_verifier("code") as verifier:
+        assert isinstance(verifier, CodeVerifier)
+        assert verifier.check(humaneval[1], humaneval[1].reference).status == "correct"
     assert verify_code(humaneval[1], humaneval[1].reference).status == "correct"
 
 

@@ -43,11 +43,27 @@ def test_config_expands_every_pair_with_defaults():
 def test_run_key_ignores_num_samples_and_resources_but_not_sampling():
     run = {e.dataset: e.run for e in load_config(BASE)}
     assert {e.dataset: e.run for e in load_config(with_changes(sampling__num_samples=64))} == run
-    gpu = with_changes(models__smol__tensor_parallel_size=4)
-    assert {e.dataset: e.run for e in load_config(gpu)} == run
-    for key, value in [("sampling__temperature", 0.8), ("sampling__seed", 1), ("sampling__max_tokens", 100),
-                       ("sampling__top_p", 0.5), ("sampling__shard_size", 2), ("datasets__gsm8k__limit", 5),
-                       ("datasets__gsm8k__num_fewshot", 0), ("sampling__stop", ["###"])]:
+    # Engine-size options of a backend stay out of the key (each backend accepts its own options:
+    # tensor_parallel_size is vLLM's).
+    vllm = with_changes(models__smol={"backend": "vllm", "path": "embedded:smollm2-135m"})
+    gpu = with_changes(
+        models__smol={"backend": "vllm", "path": "embedded:smollm2-135m", "tensor_parallel_size": 4}
+    )
+    assert {e.dataset: e.run for e in load_config(gpu)} == {
+        e.dataset: e.run for e in load_config(vllm)
+    }
+    with pytest.raises(ConfigError, match=r"models\.smol\.tensor_parallel_size: unknown key"):
+        load_config(with_changes(models__smol__tensor_parallel_size=4))
+    for key, value in [
+        ("sampling__temperature", 0.8),
+        ("sampling__seed", 1),
+        ("sampling__max_tokens", 100),
+        ("sampling__top_p", 0.5),
+        ("sampling__shard_size", 2),
+        ("datasets__gsm8k__limit", 5),
+        ("datasets__gsm8k__num_fewshot", 0),
+        ("sampling__stop", ["###"]),
+    ]:
         changed = {e.dataset: e.run for e in load_config(with_changes(**{key: value}))}
         assert changed["gsm8k"] != run["gsm8k"], key
 
@@ -55,7 +71,10 @@ def test_run_key_ignores_num_samples_and_resources_but_not_sampling():
 def test_run_keys_of_existing_configs_do_not_drift():
     # Pinned: a change here orphans every finished shard of every user. New optional keys must
     # stay out of the key when unset; a deliberate change bumps RUN_KEY_VERSION.
-    assert {e.dataset: e.run for e in load_config(BASE)} == {"gsm8k": "7ae429e5f642", "math": "53c95326730b"}
+    assert {e.dataset: e.run for e in load_config(BASE)} == {
+        "gsm8k": "7ae429e5f642",
+        "math": "53c95326730b",
+    }
 
 
 def test_rows_select_exactly_those_problems_and_enter_the_run_key():
@@ -66,9 +85,16 @@ def test_rows_select_exactly_those_problems_and_enter_the_run_key():
     assert problems == [everything[7], everything[42], everything[1318]]
     cfg = with_changes(datasets__gsm8k={"rows": [7, 42]})
     runs = {e.dataset: e.run for e in load_config(cfg)}
-    assert runs["gsm8k"] != {e.dataset: e.run for e in load_config(with_changes(datasets__gsm8k={}))}["gsm8k"]
-    assert runs == {e.dataset: e.run for e in load_config(with_changes(datasets__gsm8k={"rows": [42, 7]}))}
-    with pytest.raises(DatasetError, match=r"rows \[5000\] are out of range \(the source has 1319 rows"):
+    assert (
+        runs["gsm8k"]
+        != {e.dataset: e.run for e in load_config(with_changes(datasets__gsm8k={}))}["gsm8k"]
+    )
+    assert runs == {
+        e.dataset: e.run for e in load_config(with_changes(datasets__gsm8k={"rows": [42, 7]}))
+    }
+    with pytest.raises(
+        DatasetError, match=r"rows \[5000\] are out of range \(the source has 1319 rows"
+    ):
         get_dataset(DatasetSpec.from_config("gsm8k", {"rows": [3, 5000]})).problems()
 
 
@@ -144,7 +170,7 @@ def test_records_validate_fields():
     with pytest.raises(RecordError, match="sample_index"):
         Sample.from_dict({"problem_id": "p", "sample_index": -1, "text": ""})
     with pytest.raises(RecordError, match="status"):
-        Verdict("p", 0, "maybe")
+        Verdict(problem_id="p", sample_index=0, status="maybe")
     p = Problem("p", "gsm8k", "prompt", "3")
     assert Problem.from_dict(p.to_dict()) == p
 
@@ -157,19 +183,28 @@ def test_gsm8k_and_math_problems_are_canonical():
     first = get_dataset(DatasetSpec(name="gsm8k")).problems()[0]
     assert first.problem_id == "gsm8k-00000" and first.reference == "18"
     assert "<<" not in first.prompt and "####" in first.prompt  # cleaned few-shot exemplars
-    assert first.chat[-1] == {"role": "user", "content": first.prompt.split("Question: ")[-1].split("\nAnswer:")[0]}
+    assert first.chat[-1] == {
+        "role": "user",
+        "content": first.prompt.split("Question: ")[-1].split("\nAnswer:")[0],
+    }
     math = get_dataset(DatasetSpec(name="math")).problems()
     assert len(math) == 5000 and math[0].reference == "2"
-    assert math[0].prompt.count("I hope it is correct.") == 4 and math[0].prompt.endswith("Solution:")
+    assert math[0].prompt.count("I hope it is correct.") == 4 and math[0].prompt.endswith(
+        "Solution:"
+    )
 
 
 def test_hub_source_reads_local_dataset_folders(tmp_path):
     datasets = pytest.importorskip("datasets")
-    rows = [{"question": f"What is {i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"} for i in range(6)]
+    rows = [
+        {"question": f"What is {i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"} for i in range(6)
+    ]
     folder = tmp_path / "files"
     folder.mkdir()
     (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = DatasetSpec(name="gsm8k", source="hub", hub={"path": str(folder), "name": None, "split": "test"})
+    spec = DatasetSpec(
+        name="gsm8k", source="hub", hub={"path": str(folder), "name": None, "split": "test"}
+    )
     problems = get_dataset(spec).problems()
     assert [p.reference for p in problems] == ["1", "2", "3", "4", "5", "6"]
     saved = tmp_path / "saved"
@@ -182,7 +217,10 @@ def test_malformed_rows_name_row_and_field(tmp_path):
     pytest.importorskip("datasets")
     folder = tmp_path / "bad"
     folder.mkdir()
-    rows = [{"question": "ok?", "answer": "#### 1"}, {"question": "no answer here", "answer": "forty"}]
+    rows = [
+        {"question": "ok?", "answer": "#### 1"},
+        {"question": "no answer here", "answer": "forty"},
+    ]
     (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = DatasetSpec(name="gsm8k", source="hub", hub={"path": str(folder)})
     with pytest.raises(DatasetError, match=r"malformed row 1: .*####"):

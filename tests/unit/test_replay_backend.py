@@ -18,8 +18,12 @@ from ..monkey_business import released_rows, tiny_tokenizer, write_released
 
 def problem(row: int, reference: str = "7") -> Problem:
     return Problem(
-        problem_id=f"gsm8k-{row:05d}", dataset="gsm8k", prompt=f"Question {row}\nAnswer:",
-        reference=reference, chat=[{"role": "user", "content": f"Question {row}"}], metadata={"row": row},
+        problem_id=f"gsm8k-{row:05d}",
+        dataset="gsm8k",
+        prompt=f"Question {row}\nAnswer:",
+        reference=reference,
+        chat=[{"role": "user", "content": f"Question {row}"}],
+        metadata={"row": row},
     )
 
 
@@ -27,7 +31,12 @@ PROBLEMS = [problem(3, "7"), problem(11, "20")]
 
 
 def backend(path, **options):
-    spec = ModelSpec(name="released", backend="replay", path=str(path), options={"config": "GSM8K_Toy", **options})
+    spec = ModelSpec(
+        name="released",
+        backend="replay",
+        path=str(path),
+        options={"config": "GSM8K_Toy", **options},
+    )
     return get_backend(spec, str(path))
 
 
@@ -43,7 +52,9 @@ def test_samples_and_labels_come_from_the_released_rows(released):
     path, rows = released
     requests = [ShardRequest(p, start=2, count=3) for p in PROBLEMS]
     samples = backend(path).generate(requests, SamplingParams(), run="r")
-    assert [(s.problem_id, s.sample_index) for s in samples][:3] == [("gsm8k-00003", i) for i in (2, 3, 4)]
+    assert [(s.problem_id, s.sample_index) for s in samples][:3] == [
+        ("gsm8k-00003", i) for i in (2, 3, 4)
+    ]
     by_key = {(s.problem_id, s.sample_index): s for s in samples}
     assert by_key[("gsm8k-00011", 4)].text == rows[1]["samples"][4]
     assert by_key[("gsm8k-00011", 4)].label is rows[1]["is_corrects"][4]
@@ -55,8 +66,12 @@ def test_samples_and_labels_come_from_the_released_rows(released):
 def test_token_counts_with_a_tokenizer(released, tmp_path):
     path, _ = released
     tokenizer = tiny_tokenizer(tmp_path / "tok")
-    (sample,) = backend(path, tokenizer=str(tokenizer)).generate([ShardRequest(PROBLEMS[0], 0, 1)], SamplingParams(), "r")
-    assert sample.completion_tokens == len(sample.text.split()) and sample.prompt_tokens == 4  # Question, 3, Answer, :
+    (sample,) = backend(path, tokenizer=str(tokenizer)).generate(
+        [ShardRequest(PROBLEMS[0], 0, 1)], SamplingParams(), "r"
+    )
+    assert (
+        sample.completion_tokens == len(sample.text.split()) and sample.prompt_tokens == 4
+    )  # Question, 3, Answer, :
 
 
 def test_more_samples_than_released_is_a_clear_error(released):
@@ -67,7 +82,9 @@ def test_more_samples_than_released_is_a_clear_error(released):
 
 def test_a_problem_without_released_samples_is_named(released):
     path, _ = released
-    with pytest.raises(ReplayError, match=r"gsm8k-00005 \(row 5\) has no released samples.*3 problems"):
+    with pytest.raises(
+        ReplayError, match=r"gsm8k-00005 \(row 5\) has no released samples.*3 problems"
+    ):
         backend(path).generate([ShardRequest(problem(5), 0, 1)], SamplingParams(), "r")
 
 
@@ -84,7 +101,11 @@ def test_released_rows_prints_the_dataset_rows_line(released, capsys, tmp_path):
     from monkeyflow.data import DatasetSpec, get_dataset
 
     spec = DatasetSpec.from_config("gsm8k", yaml.safe_load(out))
-    assert [p.problem_id for p in get_dataset(spec).problems()] == ["gsm8k-00003", "gsm8k-00011", "gsm8k-00099"]
+    assert [p.problem_id for p in get_dataset(spec).problems()] == [
+        "gsm8k-00003",
+        "gsm8k-00011",
+        "gsm8k-00099",
+    ]
     (tmp_path / "rows.csv").write_text("a,b\n")  # a file: no hub lookup
     assert main(["released-rows", str(tmp_path / "rows.csv")]) == 2
     assert "unknown file type" in capsys.readouterr().err
@@ -95,13 +116,21 @@ def test_layouts_file_parquet_and_save_to_disk(released, tmp_path):
     write_jsonl(tmp_path / "one.jsonl", rows)
     assert load_released_rows(str(tmp_path / "one.jsonl")) == rows
     pl.DataFrame(rows).write_parquet(tmp_path / "rows.parquet")
-    assert [r["orig_dset_idx"] for r in load_released_rows(str(tmp_path / "rows.parquet"))] == [3, 11, 99]
+    assert [r["orig_dset_idx"] for r in load_released_rows(str(tmp_path / "rows.parquet"))] == [
+        3,
+        11,
+        99,
+    ]
     import datasets
 
-    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(
+        str(tmp_path / "saved")
+    )
     loaded = load_released_rows(str(tmp_path / "saved"), "GSM8K_Toy", "test")
     assert [r["samples"] for r in loaded] == [r["samples"] for r in rows]
-    write_jsonl(tmp_path / "bad" / "GSM8K_Toy" / "test.jsonl", [{"samples": ["a"], "orig_dset_idx": 1}])
+    write_jsonl(
+        tmp_path / "bad" / "GSM8K_Toy" / "test.jsonl", [{"samples": ["a"], "orig_dset_idx": 1}]
+    )
     with pytest.raises(ReplayError, match=r"row 0 lacks field\(s\) \['is_corrects'\]"):
         backend(tmp_path / "bad")
 
@@ -128,7 +157,9 @@ def test_sample_shard_without_a_model_folder(released, tmp_path):
     path, rows = released
     problems = tmp_path / "problems.jsonl"
     write_jsonl(problems, [p.to_dict() for p in PROBLEMS])
-    spec = ModelSpec(name="released", backend="replay", path=str(path), options={"config": "GSM8K_Toy"})
+    spec = ModelSpec(
+        name="released", backend="replay", path=str(path), options={"config": "GSM8K_Toy"}
+    )
     out = tmp_path / "shard-1.jsonl.zst"
     sample_shard(problems, None, spec, SamplingParams(), "r", shard=1, shard_size=3, out=out)
     got = read_samples(out)
@@ -137,11 +168,31 @@ def test_sample_shard_without_a_model_folder(released, tmp_path):
 
 
 def test_replay_config_and_cost_keys_stay_out_of_the_run_key():
-    base = {"datasets": {"gsm8k": {"limit": 2}},
-            "models": {"m": {"backend": "replay", "path": "ScalingIntelligence/monkey_business",
-                             "config": "GSM8K_Llama-3-8B-Instruct"}}}
-    priced = {**base, "models": {"m": {**base["models"]["m"], "price": {"input": 0.1, "output": 0.2},
-                                       "parameters": 8_000_000_000, "layers": 32, "d_model": 4096}}}
-    other = {**base, "models": {"m": {**base["models"]["m"], "config": "GSM8K_Llama-3-70B-Instruct"}}}
+    base = {
+        "datasets": {"gsm8k": {"limit": 2}},
+        "models": {
+            "m": {
+                "backend": "replay",
+                "path": "ScalingIntelligence/monkey_business",
+                "config": "GSM8K_Llama-3-8B-Instruct",
+            }
+        },
+    }
+    priced = {
+        **base,
+        "models": {
+            "m": {
+                **base["models"]["m"],
+                "price": {"input": 0.1, "output": 0.2},
+                "parameters": 8_000_000_000,
+                "layers": 32,
+                "d_model": 4096,
+            }
+        },
+    }
+    other = {
+        **base,
+        "models": {"m": {**base["models"]["m"], "config": "GSM8K_Llama-3-70B-Instruct"}},
+    }
     (a,), (b,), (c,) = load_config(base), load_config(priced), load_config(other)
     assert a.run == b.run != c.run

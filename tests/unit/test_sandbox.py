@@ -304,4 +304,6 @@ def test_a_python_install_under_tmp_stays_visible(tmp_path, backend):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     with Sandbox(backend, python=str(venv / "bin" / "python")) as sandbox:
-        assert sandbox.run_python("print(6 * 7)", limits=Limits(cpu_s=5, wall_s=10)).stdout == b"42\n"
+        assert (
+            sandbox.run_python("print(6 * 7)", limits=Limits(cpu_s=5, wall_s=10)).stdout == b"42\n"
+        )

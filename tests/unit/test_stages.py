@@ -20,17 +20,21 @@ from monkeyflow.stages import (
     verify_samples,
     verify_shard,
 )
-from monkeyflow.verify import VERIFIERS, Check
+from monkeyflow.verify import VERIFIERS, Check, Verifier
 
 CALLS: list[str] = []
 
 
 @VERIFIERS.register("test-counting")
-def _counting(problem: Problem, completion: str) -> Check:
-    CALLS.append(completion)
-    if completion == "boom":
-        raise RuntimeError("verifier bug")
-    return Check(status="correct" if completion.strip() == problem.reference else "incorrect", extracted=completion)
+class Counting(Verifier):
+    def check(self, problem: Problem, completion: str) -> Check:
+        CALLS.append(completion)
+        if completion == "boom":
+            raise RuntimeError("verifier bug")
+        return Check(
+            status="correct" if completion.strip() == problem.reference else "incorrect",
+            extracted=completion,
+        )
 
 
 PROBLEMS = [Problem("p1", "toy", "1+1?", "2"), Problem("p2", "toy", "2+2?", "4")]
@@ -45,7 +49,14 @@ def test_identical_completions_are_verified_once_and_cached(tmp_path):
     batch = samples({"p1": ["2", "2", "3", "2"], "p2": ["4", "4"]})
     cache = VerdictCache(tmp_path / "cache.sqlite")
     verdicts, stats = verify_samples(PROBLEMS, batch, "test-counting", cache)
-    assert [v.status for v in verdicts] == ["correct", "correct", "incorrect", "correct", "correct", "correct"]
+    assert [v.status for v in verdicts] == [
+        "correct",
+        "correct",
+        "incorrect",
+        "correct",
+        "correct",
+        "correct",
+    ]
     assert sorted(CALLS) == ["2", "3", "4"] and stats["checked"] == 3
     CALLS.clear()
     verdicts2, stats2 = verify_samples(PROBLEMS, batch, "test-counting", cache)
@@ -66,22 +77,43 @@ def test_a_crashing_verifier_gives_error_verdicts_and_is_not_cached(tmp_path):
 
 def test_verify_shard_writes_one_row_per_sample(tmp_path):
     write_jsonl(tmp_path / "problems.jsonl", [p.to_dict() for p in PROBLEMS])
-    write_jsonl(tmp_path / "s.jsonl.zst", [s.to_dict() for s in samples({"p2": ["4", "5"], "p1": ["2"]})])
-    verify_shard(tmp_path / "problems.jsonl", tmp_path / "s.jsonl.zst", "test-counting", tmp_path / "v.parquet")
+    write_jsonl(
+        tmp_path / "s.jsonl.zst", [s.to_dict() for s in samples({"p2": ["4", "5"], "p1": ["2"]})]
+    )
+    verify_shard(
+        tmp_path / "problems.jsonl",
+        tmp_path / "s.jsonl.zst",
+        "test-counting",
+        tmp_path / "v.parquet",
+    )
     frame = pl.read_parquet(tmp_path / "v.parquet")
     assert frame.select("problem_id", "sample_index", "status").rows() == [
-        ("p1", 0, "correct"), ("p2", 0, "correct"), ("p2", 1, "incorrect")]
+        ("p1", 0, "correct"),
+        ("p2", 0, "correct"),
+        ("p2", 1, "incorrect"),
+    ]
 
 
 def test_counts_and_passk_rows():
-    verdicts = pl.DataFrame({
-        "problem_id": ["a"] * 4 + ["b"] * 4,
-        "sample_index": [0, 1, 2, 3] * 2,
-        "status": ["correct", "incorrect", "error", "correct", "incorrect", "timeout", "incorrect", "correct"],
-        "extracted": ["1"] * 8,
-        "method": ["marker", None, None, "fallback", None, None, None, "marker"],
-        "detail": [""] * 8,
-    })
+    verdicts = pl.DataFrame(
+        {
+            "problem_id": ["a"] * 4 + ["b"] * 4,
+            "sample_index": [0, 1, 2, 3] * 2,
+            "status": [
+                "correct",
+                "incorrect",
+                "error",
+                "correct",
+                "incorrect",
+                "timeout",
+                "incorrect",
+                "correct",
+            ],
+            "extracted": ["1"] * 8,
+            "method": ["marker", None, None, "fallback", None, None, None, "marker"],
+            "detail": [""] * 8,
+        }
+    )
     counts = count_correct(verdicts)
     assert counts.rows(named=True) == [
         {"problem_id": "a", "n": 3, "c": 2, "c_strict": 1, "n_timeout": 0, "n_error": 1},
@@ -90,7 +122,11 @@ def test_counts_and_passk_rows():
     rows = passk_rows(counts, [1, 2, 4], {"dataset": "toy"})
     expected = pass_at_k([3, 4], [2, 1], [1, 2, 4])
     assert rows[0]["pass_at_k"] == pytest.approx(np.mean(expected[:, 0]))
-    assert rows[2]["k"] == 4 and rows[2]["problems"] == 1 and rows[2]["pass_at_k"] == pytest.approx(1.0)
+    assert (
+        rows[2]["k"] == 4
+        and rows[2]["problems"] == 1
+        and rows[2]["pass_at_k"] == pytest.approx(1.0)
+    )
     with pytest.raises(ValueError, match="repeat"):
         count_correct(pl.concat([verdicts, verdicts]))
 
@@ -101,10 +137,14 @@ def test_cli_problems_verify_passk(tmp_path, capsys):
     assert len(problems) == 3
     rows = []
     for p in problems:
-        rows.append({"problem_id": p["problem_id"], "sample_index": 0, "text": f"so #### {p['reference']}"})
+        rows.append(
+            {"problem_id": p["problem_id"], "sample_index": 0, "text": f"so #### {p['reference']}"}
+        )
         rows.append({"problem_id": p["problem_id"], "sample_index": 1, "text": "no idea"})
     (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert main(["verify", "gsm8k", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "v.parquet")]) == 0
+    assert (
+        main(["verify", "gsm8k", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "v.parquet")]) == 0
+    )
     table = read_verdict_table([tmp_path / "v.parquet"])
     assert table["status"].to_list() == ["correct", "incorrect"] * 3
     capsys.readouterr()
@@ -115,19 +155,28 @@ def test_cli_problems_verify_passk(tmp_path, capsys):
 
 def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
     (tmp_path / "s.jsonl").write_text('{"problem_id": "x", "text": "1"}\n')
-    assert main(["verify", "gsm8k", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "v.parquet")]) == 2
+    assert (
+        main(["verify", "gsm8k", str(tmp_path / "s.jsonl"), "-o", str(tmp_path / "v.parquet")]) == 2
+    )
     assert "sample_index" in capsys.readouterr().err
     assert main(["problems", "gsm9k", "-o", str(tmp_path / "p.jsonl")]) == 2
     assert "unknown dataset 'gsm9k'" in capsys.readouterr().err
     assert not (tmp_path / "v.parquet").exists() and not (tmp_path / "p.jsonl").exists()
     assert main(["problems", "gsm8k", "--rows", "3,x", "-o", str(tmp_path / "p.jsonl")]) == 2
     assert "--rows: expected comma-separated row indices" in capsys.readouterr().err
-    assert main(["problems", "gsm8k", "--rows", "1,2", "--limit", "2", "-o", str(tmp_path / "p.jsonl")]) == 2
+    assert (
+        main(
+            ["problems", "gsm8k", "--rows", "1,2", "--limit", "2", "-o", str(tmp_path / "p.jsonl")]
+        )
+        == 2
+    )
     assert "either rows or limit" in capsys.readouterr().err
     assert not (tmp_path / "p.jsonl").exists()
 
 
 def test_cli_problems_takes_exact_rows(tmp_path):
     assert main(["problems", "gsm8k", "--rows", "12, 5", "-o", str(tmp_path / "p.jsonl")]) == 0
-    ids = [json.loads(line)["problem_id"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    ids = [
+        json.loads(line)["problem_id"] for line in (tmp_path / "p.jsonl").read_text().splitlines()
+    ]
     assert ids == ["gsm8k-00005", "gsm8k-00012"]

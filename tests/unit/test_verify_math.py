@@ -31,8 +31,14 @@ def mth(reference: str) -> Problem:
 
 
 def test_registered():
-    assert get_verifier("gsm8k") is vm.verify_gsm8k
-    assert get_verifier("math") is vm.verify_math
+    assert isinstance(get_verifier("gsm8k"), vm.GSM8KVerifier)
+    math = get_verifier("math", {"backend": "sympy", "timeout_s": 2})
+    assert isinstance(math, vm.MathVerifier) and math.options["backend"] == "sympy"
+    assert math.identity() == {
+        "name": "math",
+        "version": vm.MathVerifier.version,
+        "options": {"backend": "sympy", "timeout_s": 2, "max_completion_bytes": 1_000_000},
+    }
 
 
 # --------------------------------------------------------------------------- GSM8K

@@ -14,7 +14,16 @@ from .helpers import make_project, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
-TABLES = ["coverage_ci", "fits", "extrapolation", "alignment", "cost", "cost_to_reach", "precision", "plan"]
+TABLES = [
+    "coverage_ci",
+    "fits",
+    "extrapolation",
+    "alignment",
+    "cost",
+    "cost_to_reach",
+    "precision",
+    "plan",
+]
 FIGURES = ["coverage_ci", "scaling", "alignment", "coverage_flops", "precision", "plan"]
 
 
@@ -30,8 +39,14 @@ def project(tmp_path_factory):
     config = {
         "datasets": {"gsm8k": {"limit": 4, "subset_seed": 0}},
         "models": {
-            "strong": {**replay, "config": "GSM8K_Strong", "parameters": 8_000_000_000, "layers": 32,
-                       "d_model": 4096, "price": {"input": 0.2, "output": 0.6}},
+            "strong": {
+                **replay,
+                "config": "GSM8K_Strong",
+                "parameters": 8_000_000_000,
+                "layers": 32,
+                "d_model": 4096,
+                "price": {"input": 0.2, "output": 0.6},
+            },
             # no price, no architecture: its FLOPs and dollars are unknown, not an error
             "weak": {**replay, "config": "GSM8K_Weak"},
         },
@@ -58,7 +73,9 @@ def test_every_table_and_figure_and_then_nothing_to_do(project):
 
 
 def test_replayed_labels_decide_correctness(project):
-    verdicts = pl.concat([pl.read_parquet(p) for p in project.glob("results/gsm8k/strong/*/verdicts/*.parquet")])
+    verdicts = pl.concat(
+        [pl.read_parquet(p) for p in project.glob("results/gsm8k/strong/*/verdicts/*.parquet")]
+    )
     assert verdicts.height == 4 * 16
     assert verdicts["detail"].str.starts_with("status from the sample's label").all()
     assert verdicts["extracted"].is_not_null().all()  # answers still extracted, for voting
@@ -67,9 +84,15 @@ def test_replayed_labels_decide_correctness(project):
 def test_analysis_tables(project):
     coverage = pl.read_parquet(project / "results/summary/coverage_ci.parquet")
     assert coverage["k"].max() == 16
-    assert ((coverage["lo"] <= coverage["coverage"]) & (coverage["coverage"] <= coverage["hi"])).all()
+    assert (
+        (coverage["lo"] <= coverage["coverage"]) & (coverage["coverage"] <= coverage["hi"])
+    ).all()
     fits = pl.read_parquet(project / "results/summary/fits.parquet")
-    assert sorted(fits["model"]) == ["strong", "weak"] and (fits["a"] < 0).all() and (fits["mae"] < 0.2).all()
+    assert (
+        sorted(fits["model"]) == ["strong", "weak"]
+        and (fits["a"] < 0).all()
+        and (fits["mae"] < 0.2).all()
+    )
     assert fits["a_boot"].list.len().to_list() == [50, 50]
     cost = pl.read_parquet(project / "results/summary/cost.parquet")
     strong, weak = (cost.filter(pl.col("model") == m) for m in ("strong", "weak"))

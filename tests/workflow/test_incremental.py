@@ -21,12 +21,22 @@ TINY = {
 
 
 # Every analysis rule reads all runs, so any new shard replans each of them once.
-ANALYSIS_JOBS = {"coverage_ci": 1, "scaling_fit": 1, "family_alignment": 1, "cost": 1, "precision": 1, "plan": 1}
+ANALYSIS_JOBS = {
+    "coverage_ci": 1,
+    "scaling_fit": 1,
+    "family_alignment": 1,
+    "cost": 1,
+    "precision": 1,
+    "plan": 1,
+}
 
 
 def shards(folder, kind="samples"):
     pattern = "*.jsonl.zst" if kind == "samples" else "*.parquet"
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.glob(f"results/*/*/*/{kind}/{pattern}"))}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.glob(f"results/*/*/*/{kind}/{pattern}"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -62,25 +72,47 @@ def test_raising_num_samples_runs_only_new_shards(project):
     bigger["sampling"]["num_samples"] = 8
     write_config(project, bigger)
     assert planned_jobs(project) == {
-        "sample_shard": 4, "verify_shard": 4, "aggregate": 2, "passk": 1, "plot_coverage": 1, "all": 1,
-        **ANALYSIS_JOBS}
+        "sample_shard": 4,
+        "verify_shard": 4,
+        "aggregate": 2,
+        "passk": 1,
+        "plot_coverage": 1,
+        "all": 1,
+        **ANALYSIS_JOBS,
+    }
     snakemake(project)
     after = shards(project)
     assert len(after) == 8
     assert {k: after[k] for k in before} == before
-    assert sorted(pl.read_parquet(project / "results/summary/passk.parquet")["k"].unique()) == [1, 2, 4, 8]
+    assert sorted(pl.read_parquet(project / "results/summary/passk.parquet")["k"].unique()) == [
+        1,
+        2,
+        4,
+        8,
+    ]
     assert planned_jobs(project) == {}
 
 
 def test_adding_a_model_plans_only_its_jobs(project):
     config = copy.deepcopy(TINY)
     config["sampling"]["num_samples"] = 8
-    config["models"]["smol-copy"] = {"backend": "transformers", "path": "embedded:smollm2-135m", "dtype": "float32"}
+    config["models"]["smol-copy"] = {
+        "backend": "transformers",
+        "path": "embedded:smollm2-135m",
+        "dtype": "float32",
+    }
     write_config(project, config)
     try:
         assert planned_jobs(project) == {
-            "describe_run": 2, "sample_shard": 8, "verify_shard": 8, "aggregate": 2, "passk": 1,
-            "plot_coverage": 1, "all": 1, **ANALYSIS_JOBS}
+            "describe_run": 2,
+            "sample_shard": 8,
+            "verify_shard": 8,
+            "aggregate": 2,
+            "passk": 1,
+            "plot_coverage": 1,
+            "all": 1,
+            **ANALYSIS_JOBS,
+        }
     finally:
         config["models"].pop("smol-copy")
         write_config(project, config)
@@ -100,7 +132,7 @@ def test_changing_temperature_makes_a_new_run_and_keeps_the_old(project):
     snakemake(project)
     after = tree_digest(project / "results")
     for path, digest in before.items():
-        if any(path.startswith(run[len("results/"):]) for run in old_runs):
+        if any(path.startswith(run[len("results/") :]) for run in old_runs):
             assert after[path] == digest, path
     for run in new_runs:
         assert (project / run / "counts.parquet").exists()

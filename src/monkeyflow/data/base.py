@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from monkeyflow.records import Problem, RecordError
-from monkeyflow.registry import Registry
+from monkeyflow.registry import PluginError, Registry
 
 
 class DatasetError(ValueError):
@@ -40,10 +40,14 @@ class DatasetSpec:
             raise DatasetError(f"datasets.{name}: unknown key(s) {', '.join(unknown)}")
         rows = spec.get("rows")
         if rows is not None:
-            if not isinstance(rows, (list, tuple)) or not rows or not all(
-                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rows
+            if (
+                not isinstance(rows, (list, tuple))
+                or not rows
+                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rows)
             ):
-                raise DatasetError(f"datasets.{name}.rows: expected a non-empty list of row indices (integers >= 0)")
+                raise DatasetError(
+                    f"datasets.{name}.rows: expected a non-empty list of row indices (integers >= 0)"
+                )
             if len(set(rows)) != len(rows):
                 raise DatasetError(f"datasets.{name}.rows: row indices repeat")
             if spec.get("limit") is not None:
@@ -86,7 +90,9 @@ class Dataset:
             return read_bundled(self.bundled_file)
         if self.spec.source == "hub":
             return load_hub_rows(self.hub_args(), self.name)
-        raise DatasetError(f"datasets.{self.name}.source: must be 'bundled' or 'hub', got {self.spec.source!r}")
+        raise DatasetError(
+            f"datasets.{self.name}.source: must be 'bundled' or 'hub', got {self.spec.source!r}"
+        )
 
     def hub_args(self) -> dict[str, Any]:
         """load_dataset arguments: the dataset's defaults, unless the spec names another path
@@ -122,8 +128,10 @@ class Dataset:
         if self.spec.rows is not None:
             outside = [i for i in self.spec.rows if i >= len(rows)]
             if outside:
-                raise DatasetError(f"dataset {self.name!r}: rows {outside[:5]} are out of range (the source has "
-                                   f"{len(rows)} rows, indices 0..{len(rows) - 1})")
+                raise DatasetError(
+                    f"dataset {self.name!r}: rows {outside[:5]} are out of range (the source has "
+                    f"{len(rows)} rows, indices 0..{len(rows) - 1})"
+                )
             indices = list(self.spec.rows)
         else:
             indices = subset_indices(len(rows), self.spec.limit, self.spec.subset_seed)
@@ -140,26 +148,30 @@ class Dataset:
         return out
 
 
-DATASETS: Registry[type[Dataset]] = Registry("dataset")
+def _checked(name: str, obj: Any) -> type[Dataset]:
+    if not (isinstance(obj, type) and issubclass(obj, Dataset)):
+        raise PluginError(
+            f"dataset {name!r} must be a subclass of monkeyflow.data.Dataset, got {obj!r}"
+        )
+    if obj.name and obj.name != name:
+        raise PluginError(
+            f"dataset class {obj.__name__} is named {obj.name!r} but registered as {name!r}"
+        )
+    obj.name = name
+    return obj
+
+
+DATASETS: Registry[type[Dataset]] = Registry("dataset", group="monkeyflow.datasets", check=_checked)
+DATASETS.add("gsm8k", "monkeyflow.data.gsm8k:GSM8K")
+DATASETS.add("math", "monkeyflow.data.math:MATH")
+DATASETS.add("humaneval", "monkeyflow.data.code:HumanEval")
+DATASETS.add("apps", "monkeyflow.data.code:APPS")
+DATASETS.add("codecontests", "monkeyflow.data.code:CodeContests")
 
 
 def get_dataset(spec: DatasetSpec) -> Dataset:
     """The dataset implementation for `spec.name`, with the spec bound."""
-    load_builtin()
     return DATASETS.get(spec.name)(spec)
-
-
-def load_builtin() -> None:
-    import importlib
-
-    for module in ("gsm8k", "math"):
-        importlib.import_module(f"monkeyflow.data.{module}")
-    for module in ("code",):  # added by later work; absent modules are skipped
-        try:
-            importlib.import_module(f"monkeyflow.data.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"monkeyflow.data.{module}":
-                raise
 
 
 # -- helpers shared by the benchmark modules ------------------------------------------------
@@ -197,7 +209,9 @@ def load_hub_rows(hub: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
     try:
         import datasets as hf_datasets
     except ImportError:
-        raise DatasetError("source 'hub' needs the `datasets` package: pip install datasets") from None
+        raise DatasetError(
+            "source 'hub' needs the `datasets` package: pip install datasets"
+        ) from None
     path = hub["path"]
     split = hub.get("split", "test")
     try:

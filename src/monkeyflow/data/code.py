@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from monkeyflow.data.base import DATASETS, Dataset, DatasetError, fewshot_chat, require_str
+from monkeyflow.data.base import Dataset, DatasetError, fewshot_chat, require_str
 from monkeyflow.records import Problem, RecordError
 
 CODE_STOP = ("Q:", "Question:")  # the paper's stop strings for CodeContests
@@ -134,10 +134,9 @@ def call_question(description: str, starter_code: str) -> str:
 
 
 # -- HumanEval -----------------------------------------------------------------------------
-@DATASETS.register("humaneval")
 class HumanEval(CodeDataset):
     name = "humaneval"
-    verifier = "humaneval"
+    verifier = "code"
     bundled_file = "humaneval/HumanEval.jsonl.gz"
     hub_defaults = {"path": "openai/openai_humaneval", "split": "test"}
     prompt_version = "humaneval-qa-1"
@@ -176,10 +175,9 @@ class HumanEval(CodeDataset):
 _DEF = re.compile(r"^\s*def\s+(\w+)\s*\(", re.M)
 
 
-@DATASETS.register("apps")
 class APPS(CodeDataset):
     name = "apps"
-    verifier = "apps"
+    verifier = "code"
     bundled_file = "apps/selected150.jsonl"
     hub_defaults = {}  # the 150-problem selection exists only as the bundled file
     prompt_version = "apps-qa-1"
@@ -246,10 +244,9 @@ def _time_limit_s(value: Any) -> float | None:
     return None
 
 
-@DATASETS.register("codecontests")
 class CodeContests(CodeDataset):
     name = "codecontests"
-    verifier = "codecontests"
+    verifier = "code"
     hub_defaults = {"path": "deepmind/code_contests", "split": "test"}
     prompt_version = "codecontests-qa-1"
     extra_timeout_s = 10.0  # the paper's timeout: the problem's time limit + 10 s

@@ -6,7 +6,7 @@ import functools
 import re
 from typing import Any
 
-from monkeyflow.data.base import DATASETS, Dataset, fewshot_chat, read_bundled, require_str
+from monkeyflow.data.base import Dataset, fewshot_chat, read_bundled, require_str
 from monkeyflow.records import Problem, RecordError
 
 _CALC = re.compile(r"<<[^<>]*>>")
@@ -27,7 +27,6 @@ def reference_answer(answer: str) -> str:
     return ref
 
 
-@DATASETS.register("gsm8k")
 class GSM8K(Dataset):
     name = "gsm8k"
     verifier = "gsm8k"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monkeyflow.data.base import DATASETS, Dataset, fewshot_chat, require_str
+from monkeyflow.data.base import Dataset, fewshot_chat, require_str
 from monkeyflow.records import Problem, RecordError
 from monkeyflow.verify.latex import last_boxed
 
@@ -53,7 +53,6 @@ def reference_answer(solution: str) -> str:
     return answer.strip()
 
 
-@DATASETS.register("math")
 class MATH(Dataset):
     name = "math"
     verifier = "math"

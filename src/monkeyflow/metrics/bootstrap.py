@@ -20,6 +20,7 @@ COVERAGE_COLUMNS = {
     "level": pl.Float64,
 }
 
+
 def resample_weights(
     problems: int, resamples: int, seed: int | np.random.Generator = 0
 ) -> np.ndarray:

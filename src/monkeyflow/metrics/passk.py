@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def pass_at_k(n: Sequence[int] | np.ndarray, c: Sequence[int] | np.ndarray, ks: Sequence[int]) -> np.ndarray:
+def pass_at_k(
+    n: Sequence[int] | np.ndarray, c: Sequence[int] | np.ndarray, ks: Sequence[int]
+) -> np.ndarray:
     """Unbiased pass@k per problem: array [problems, len(ks)] (float64).
 
     n[i] samples were drawn for problem i and c[i] of them are correct. Entries with k > n[i]
@@ -21,7 +23,9 @@ def pass_at_k(n: Sequence[int] | np.ndarray, c: Sequence[int] | np.ndarray, ks: 
     c = np.asarray(c, dtype=np.int64)
     ks_arr = np.asarray(list(ks), dtype=np.int64)
     if n.shape != c.shape or n.ndim != 1:
-        raise ValueError(f"n and c must be 1-D arrays of equal length, got shapes {n.shape} and {c.shape}")
+        raise ValueError(
+            f"n and c must be 1-D arrays of equal length, got shapes {n.shape} and {c.shape}"
+        )
     if np.any(n < 0) or np.any(c < 0) or np.any(c > n):
         raise ValueError("need 0 <= c <= n for every problem")
     if np.any(ks_arr < 1):

@@ -205,7 +205,9 @@ def alignment_panels_figure(curves: pl.DataFrame, alignment: pl.DataFrame) -> Fi
     return fig
 
 
-def _draw_alignment(raw: Axes, aligned: Axes, curves: pl.DataFrame, alignment: pl.DataFrame) -> None:
+def _draw_alignment(
+    raw: Axes, aligned: Axes, curves: pl.DataFrame, alignment: pl.DataFrame
+) -> None:
     shifts = dict(zip(alignment["model"].to_list(), alignment["k_anchor"].to_list(), strict=True))
     for i, model in enumerate(curves["model"].unique(maintain_order=True).to_list()):
         color = PALETTE[i % len(PALETTE)]

@@ -26,7 +26,9 @@ def coverage_figure(passk: pl.DataFrame, strict: bool = False) -> Figure:
         for model, run in runs:
             line = part.filter((pl.col("model") == model) & (pl.col("run") == run)).sort("k")
             label = f"{model} ({run[:6]})" if model in several else model
-            ax.plot(line["k"].to_list(), line[column].to_list(), marker="o", ms=3, lw=1.6, label=label)
+            ax.plot(
+                line["k"].to_list(), line[column].to_list(), marker="o", ms=3, lw=1.6, label=label
+            )
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_ylim(0, 1)

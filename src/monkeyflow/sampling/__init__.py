@@ -10,4 +10,12 @@ from monkeyflow.sampling.base import (
     sample_seed,
 )
 
-__all__ = ["BACKENDS", "Backend", "ModelSpec", "SamplingParams", "ShardRequest", "get_backend", "sample_seed"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "ModelSpec",
+    "SamplingParams",
+    "ShardRequest",
+    "get_backend",
+    "sample_seed",
+]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from monkeyflow.hashing import derive_seed
+from monkeyflow.options import resolve_options, result_options
 from monkeyflow.records import Problem, Sample
-from monkeyflow.registry import Registry
+from monkeyflow.registry import PluginError, Registry
 
 
 @dataclass(frozen=True)
@@ -54,27 +55,102 @@ def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 
 
 class Backend:
-    """Turns shard requests into samples. One instance per process; reuse it across shards."""
+    """Turns shard requests into samples. One instance per process; reuse it across shards.
+
+    A backend declares what the workflow needs to know about it, so the rules and the config code
+    ask it instead of listing backend names:
+    - `needs_weights`: sample_shard needs a prepared model folder (`prepare_model`); False for
+      backends that read released samples or ask a server.
+    - `options_schema`: the model keys it accepts beyond the common ones (`COMMON_MODEL_KEYS`),
+      with defaults (see `monkeyflow.options`); options marked `x-run-key: false` (engine size,
+      where a server is) stay out of the run key, every other option given in the config is in it.
+    - `gpus(options)`: GPUs one sample_shard job asks a cluster for.
+    - `container`: the image (a key of the workflow's CONTAINER_IMAGES) sample_shard runs in.
+    """
+
+    name: ClassVar[str] = ""
+    needs_weights: ClassVar[bool] = True
+    options_schema: ClassVar[dict[str, Any]] = {}
+    container: ClassVar[str] = "vllm"
 
     def __init__(self, spec: ModelSpec, weights: str) -> None:
         self.spec = spec
         self.weights = weights
+        self.options = self.resolve(spec.options, where=f"models.{spec.name}")
 
-    def generate(self, requests: list[ShardRequest], params: SamplingParams, run: str) -> list[Sample]:
+    @classmethod
+    def resolve(cls, given: dict[str, Any], where: str) -> dict[str, Any]:
+        """The backend's options from a model spec's keys (common keys ignored), defaults filled."""
+        own = {k: v for k, v in given.items() if k not in COMMON_MODEL_KEYS}
+        return resolve_options(cls.options_schema, own, where=where)
+
+    @classmethod
+    def run_key_options(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """The options given in the config that change samples (defaults are not added, so a new
+        option with a default never changes the run keys of existing configs)."""
+        own = {k: v for k, v in given.items() if k not in COMMON_MODEL_KEYS}
+        return result_options(cls.options_schema, own)
+
+    @classmethod
+    def gpus(cls, options: dict[str, Any]) -> int:
+        return 0
+
+    def generate(
+        self, requests: list[ShardRequest], params: SamplingParams, run: str
+    ) -> list[Sample]:
         raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the engine (GPU memory, worker processes)."""
 
 
-BACKENDS: Registry[type[Backend]] = Registry("sampling backend")
+# Model keys every backend takes (validated by the config schema, read by the analysis and the
+# cluster profile); none of them is in the run key.
+COMMON_MODEL_KEYS = (
+    "backend",
+    "path",
+    "sampling",
+    "price",
+    "parameters",
+    "layers",
+    "d_model",
+    "gpus",
+)
+
+# Option schemas several backends share.
+CHAT_OPTION = {
+    "type": ["boolean", "null"],
+    "default": None,
+    "description": "use the chat template (null = if the tokenizer has one)",
+}
+
+
+def _checked(name: str, obj: Any) -> type[Backend]:
+    if not (isinstance(obj, type) and issubclass(obj, Backend)):
+        raise PluginError(
+            f"sampling backend {name!r} must be a subclass of monkeyflow.sampling.Backend, got {obj!r}"
+        )
+    if obj.name and obj.name != name:
+        raise PluginError(
+            f"backend class {obj.__name__} is named {obj.name!r} but registered as {name!r}"
+        )
+    obj.name = name
+    return obj
+
+
+BACKENDS: Registry[type[Backend]] = Registry(
+    "sampling backend", group="monkeyflow.backends", check=_checked
+)
+BACKENDS.add("transformers", "monkeyflow.sampling.transformers_backend:TransformersBackend")
+BACKENDS.add("vllm", "monkeyflow.sampling.vllm_backend:VLLMBackend")
+BACKENDS.add("openai", "monkeyflow.sampling.openai_backend:OpenAIBackend")
+BACKENDS.add("replay", "monkeyflow.sampling.replay_backend:ReplayBackend")
+
+
+def backend_class(name: str) -> type[Backend]:
+    return BACKENDS.get(name)
 
 
 def get_backend(spec: ModelSpec, weights: str) -> Backend:
     """Instantiate the backend named by `spec.backend` (its module is imported on demand)."""
-    import importlib
-
-    module = {"transformers": "transformers_backend", "vllm": "vllm_backend", "openai": "openai_backend", "replay": "replay_backend"}.get(spec.backend)
-    if module is not None and spec.backend not in BACKENDS:
-        importlib.import_module(f"monkeyflow.sampling.{module}")
     return BACKENDS.get(spec.backend)(spec, weights)

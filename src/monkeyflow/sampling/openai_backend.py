@@ -31,7 +31,7 @@ from typing import Any
 
 from monkeyflow.records import Sample
 from monkeyflow.sampling.base import (
-    BACKENDS,
+    CHAT_OPTION,
     Backend,
     ModelSpec,
     SamplingParams,
@@ -63,13 +63,62 @@ class _Job:
     body: dict[str, Any]
 
 
-@BACKENDS.register("openai")
 class OpenAIBackend(Backend):
+    """Any OpenAI-compatible server (vLLM, SGLang, a hosted API); `path` is the model it serves."""
+
+    needs_weights = False
+    options_schema = {
+        "base_url": {
+            "type": "string",
+            "pattern": "^https?://",
+            "x-run-key": False,
+            "x-required": True,
+            "description": "the server's API root, e.g. http://localhost:8000/v1 (required)",
+        },
+        "api_key_env": {
+            "type": ["string", "null"],
+            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+            "default": None,
+            "x-run-key": False,
+            "description": "environment variable holding the API key (null = OPENAI_API_KEY, sent if set); the key itself is never in the config, logs or outputs",
+        },
+        "chat": CHAT_OPTION,
+        "concurrency": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 16,
+            "x-run-key": False,
+            "description": "most requests in flight per job",
+        },
+        "request_timeout_s": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 600,
+            "x-run-key": False,
+            "description": "seconds before a request is abandoned and retried",
+        },
+        "max_retries": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 8,
+            "x-run-key": False,
+            "description": "retries of one request on 429, 5xx, timeouts and dropped connections",
+        },
+        "request_seed": {
+            "type": "boolean",
+            "default": True,
+            "description": "send each sample's seed (set false for APIs that reject `seed`)",
+        },
+        "logprobs": {
+            "type": "boolean",
+            "default": False,
+            "description": "ask for token log-probabilities to record cumulative_logprob",
+        },
+    }
+
     def __init__(self, spec: ModelSpec, weights: str) -> None:
         super().__init__(spec, weights)
-        options = spec.options
-        if not options.get("base_url"):
-            raise ValueError(f"models.{spec.name}.base_url: backend 'openai' needs the server's API root, e.g. http://localhost:8000/v1")
+        options = self.options
         self.base_url = str(options["base_url"]).rstrip("/")
         key_env = options.get("api_key_env") or DEFAULT_KEY_ENV
         self._api_key = os.environ.get(key_env) or None
@@ -79,12 +128,12 @@ class OpenAIBackend(Backend):
                 f"in it before running (the key is never written to the config, logs or outputs)"
             )
         self.model = spec.path  # the name the server knows the model by
-        self.chat = options.get("chat")
-        self.concurrency = int(options.get("concurrency", 16))
-        self.timeout_s = float(options.get("request_timeout_s", 600))
-        self.max_retries = int(options.get("max_retries", 8))
-        self.request_seed = bool(options.get("request_seed", True))
-        self.logprobs = bool(options.get("logprobs", False))
+        self.chat = options["chat"]
+        self.concurrency = int(options["concurrency"])
+        self.timeout_s = float(options["request_timeout_s"])
+        self.max_retries = int(options["max_retries"])
+        self.request_seed = bool(options["request_seed"])
+        self.logprobs = bool(options["logprobs"])
         self.stats: dict[str, Any] = {}
 
     # -- requests ------------------------------------------------------------------------------
@@ -111,7 +160,9 @@ class OpenAIBackend(Backend):
                 if self.request_seed:
                     body["seed"] = base_seed + j
                 if chat:
-                    body["messages"] = r.problem.chat or [{"role": "user", "content": r.problem.prompt}]
+                    body["messages"] = r.problem.chat or [
+                        {"role": "user", "content": r.problem.prompt}
+                    ]
                     if self.logprobs:
                         body["logprobs"] = True
                 else:
@@ -139,7 +190,9 @@ class OpenAIBackend(Backend):
             async with session.post(url, json=body, headers=self._headers()) as resp:
                 raw = await resp.read()
                 if resp.status in RETRY_STATUSES or resp.status >= 500:
-                    raise _Retryable(f"HTTP {resp.status}", _retry_after(resp.headers.get("Retry-After")))
+                    raise _Retryable(
+                        f"HTTP {resp.status}", _retry_after(resp.headers.get("Retry-After"))
+                    )
                 if resp.status != 200:
                     detail = self._redact(raw[:500].decode("utf-8", "replace"))
                     raise RequestError(f"{url}: HTTP {resp.status}: {detail}")
@@ -163,13 +216,21 @@ class OpenAIBackend(Backend):
                 return _sample(job, data)
             except _Retryable as exc:
                 if attempt == self.max_retries:
-                    raise RequestError(f"{label}: gave up after {attempt + 1} attempts, last: {exc.cause}") from None
+                    raise RequestError(
+                        f"{label}: gave up after {attempt + 1} attempts, last: {exc.cause}"
+                    ) from None
                 delay = exc.retry_after
                 if delay is None:
-                    delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+                    delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(
+                        0.5, 1.0
+                    )
                 causes[exc.cause.split(" after ")[0]] += 1
-                print(f"[openai] retry {attempt + 1}/{self.max_retries} {label}: {self._redact(exc.cause)}; "
-                      f"waiting {delay:.2f} s", file=sys.stderr, flush=True)
+                print(
+                    f"[openai] retry {attempt + 1}/{self.max_retries} {label}: {self._redact(exc.cause)}; "
+                    f"waiting {delay:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -200,7 +261,9 @@ class OpenAIBackend(Backend):
                 await asyncio.gather(*tasks, return_exceptions=True)
         return results, causes
 
-    def generate(self, requests: list[ShardRequest], params: SamplingParams, run: str) -> list[Sample]:
+    def generate(
+        self, requests: list[ShardRequest], params: SamplingParams, run: str
+    ) -> list[Sample]:
         jobs = self._jobs(requests, params, run)
         started = time.monotonic()
         results, causes = asyncio.run(self._run(jobs))
@@ -215,9 +278,13 @@ class OpenAIBackend(Backend):
             "completion_tokens": tokens,
             "seconds": round(elapsed, 3),
         }
-        print(f"[openai] {len(samples)} samples from {self.base_url} in {elapsed:.1f} s "
-              f"({len(samples) / max(elapsed, 1e-9):.2f} samples/s, {tokens / max(elapsed, 1e-9):.1f} tokens/s), "
-              f"{self.stats['retries']} retries {dict(causes) or ''}".rstrip(), file=sys.stderr, flush=True)
+        print(
+            f"[openai] {len(samples)} samples from {self.base_url} in {elapsed:.1f} s "
+            f"({len(samples) / max(elapsed, 1e-9):.2f} samples/s, {tokens / max(elapsed, 1e-9):.1f} tokens/s), "
+            f"{self.stats['retries']} retries {dict(causes) or ''}".rstrip(),
+            file=sys.stderr,
+            flush=True,
+        )
         return samples
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from monkeyflow.records import Sample
-from monkeyflow.sampling.base import BACKENDS, Backend, ModelSpec, SamplingParams, ShardRequest
+from monkeyflow.sampling.base import Backend, ModelSpec, SamplingParams, ShardRequest
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".jsonl.zst", ".json")
 REQUIRED_FIELDS = ("samples", "is_corrects", "orig_dset_idx")
@@ -71,7 +71,9 @@ def _load_with_datasets(path: str, config: str | None, split: str) -> list[dict[
     return [dict(row) for row in loaded]
 
 
-def load_released_rows(path: str, config: str | None = None, split: str = "test") -> list[dict[str, Any]]:
+def load_released_rows(
+    path: str, config: str | None = None, split: str = "test"
+) -> list[dict[str, Any]]:
     """Rows of released samples from a file, a local folder (a `config/` subfolder of data files,
     a `save_to_disk` folder, or anything `datasets.load_dataset` reads) or a hub id."""
     local = Path(path)
@@ -119,22 +121,48 @@ def _normal(answer: Any) -> str:
     return str(answer).strip().strip("$").replace(",", "").replace(" ", "")
 
 
-@BACKENDS.register("replay")
 class ReplayBackend(Backend):
     """Serves released samples (and their labels) for the requested problems and indices."""
 
+    needs_weights = False
+    container = "analysis"
+    options_schema = {
+        "config": {
+            "type": ["string", "null"],
+            "minLength": 1,
+            "default": None,
+            "description": "the released dataset's config, e.g. GSM8K_Llama-3-8B-Instruct",
+        },
+        "split": {
+            "type": "string",
+            "minLength": 1,
+            "default": "test",
+            "description": "the released dataset's split",
+        },
+        "labels": {
+            "type": "boolean",
+            "default": True,
+            "description": "take correctness from the released is_corrects labels (false: our verifier judges the text)",
+        },
+        "tokenizer": {
+            "type": ["string", "null"],
+            "default": None,
+            "description": "Hugging Face tokenizer (id or folder) to count prompt and completion tokens with, for cost (null = token counts unknown)",
+        },
+    }
+
     def __init__(self, spec: ModelSpec, weights: str) -> None:
         super().__init__(spec, weights)
-        self.config = spec.options.get("config")
-        self.split = spec.options.get("split", "test")
-        self.labels = bool(spec.options.get("labels", True))
+        self.config = self.options["config"]
+        self.split = self.options["split"]
+        self.labels = bool(self.options["labels"])
         self.where = f"models.{spec.name} ({spec.path}, config {self.config}, split {self.split})"
         self.rows = index_rows(load_released_rows(spec.path, self.config, self.split), self.where)
         self.tokenizer = None
-        if spec.options.get("tokenizer"):
+        if self.options["tokenizer"]:
             from transformers import AutoTokenizer
 
-            self.tokenizer = AutoTokenizer.from_pretrained(spec.options["tokenizer"])
+            self.tokenizer = AutoTokenizer.from_pretrained(self.options["tokenizer"])
 
     def _count(self, text: str) -> int | None:
         if self.tokenizer is None:
@@ -164,14 +192,18 @@ class ReplayBackend(Backend):
             )
         return row
 
-    def generate(self, requests: list[ShardRequest], params: SamplingParams, run: str) -> list[Sample]:
+    def generate(
+        self, requests: list[ShardRequest], params: SamplingParams, run: str
+    ) -> list[Sample]:
         out: list[Sample] = []
         mismatched: list[str] = []
         for request in requests:
             row = self._row(request)
             problem = request.problem
             if "gt_answer" in row and _normal(row["gt_answer"]) != _normal(problem.reference):
-                mismatched.append(f"{problem.problem_id} ({row['gt_answer']!r} vs {problem.reference!r})")
+                mismatched.append(
+                    f"{problem.problem_id} ({row['gt_answer']!r} vs {problem.reference!r})"
+                )
             prompt_tokens = self._count(str(row.get("prompt") or problem.prompt))
             for i in range(request.start, request.start + request.count):
                 text = str(row["samples"][i])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from monkeyflow.prompting import prompt_token_ids
 from monkeyflow.records import Sample
 from monkeyflow.sampling.base import (
-    BACKENDS,
+    CHAT_OPTION,
     Backend,
     ModelSpec,
     SamplingParams,
@@ -45,42 +45,70 @@ class _Row:
     text: str | None = None
 
 
-@BACKENDS.register("transformers")
 class TransformersBackend(Backend):
+    """CPU (or single-GPU) sampling with transformers and monkeyflow's own batched KV-cache loop."""
+
+    options_schema = {
+        "dtype": {
+            "type": "string",
+            "enum": [*DTYPES, "auto"],
+            "default": "float32",
+            "description": "weight dtype (auto = float32; float32 is seed-reproducible on CPU)",
+        },
+        "chat": CHAT_OPTION,
+        "batch_size": {
+            "type": "integer",
+            "minimum": 1,
+            "default": DEFAULT_BATCH_SIZE,
+            "description": "rows decoded together (changes the floats, so it is in the run key)",
+        },
+        "threads": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "x-run-key": False,
+            "description": "torch threads (null = the job's threads, env MONKEYFLOW_THREADS)",
+        },
+    }
+
     def __init__(self, spec: ModelSpec, weights: str) -> None:
         super().__init__(spec, weights)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        threads = int(spec.options.get("threads") or os.environ.get("MONKEYFLOW_THREADS", 0) or 0)
+        threads = int(self.options["threads"] or os.environ.get("MONKEYFLOW_THREADS", 0) or 0)
         if threads > 0:
             torch.set_num_threads(threads)
-        dtype = spec.options.get("dtype", "float32")
+        dtype = self.options["dtype"]
         if dtype == "auto":
             dtype = "float32"
-        if dtype not in DTYPES:
-            raise ValueError(f"models.{spec.name}.dtype: must be one of {DTYPES}, got {dtype!r}")
-        self.batch_size = int(spec.options.get("batch_size", DEFAULT_BATCH_SIZE))
+        self.batch_size = int(self.options["batch_size"])
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(weights)
         self.model = AutoModelForCausalLM.from_pretrained(
             weights, dtype=getattr(torch, dtype), attn_implementation=_register_gqa_attention()
         )
         self.model.eval()
-        self.chat = spec.options.get("chat")
+        self.chat = self.options["chat"]
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
 
-    def generate(self, requests: list[ShardRequest], params: SamplingParams, run: str) -> list[Sample]:
+    def generate(
+        self, requests: list[ShardRequest], params: SamplingParams, run: str
+    ) -> list[Sample]:
         torch = self.torch
         rows: list[_Row] = []
         for request in requests:
             ids = prompt_token_ids(self.tokenizer, request.problem, self.chat)
             for i in range(request.start, request.start + request.count):
                 seed = sample_seed(run, request.problem.problem_id, i, params.seed)
-                rows.append(_Row(request.problem.problem_id, i, ids, torch.Generator().manual_seed(seed), []))
+                rows.append(
+                    _Row(
+                        request.problem.problem_id, i, ids, torch.Generator().manual_seed(seed), []
+                    )
+                )
         started = time.monotonic()
         done = 0
         for b in range(0, len(rows), self.batch_size):
@@ -107,7 +135,9 @@ class TransformersBackend(Backend):
         for row in batch:
             key = tuple(row.prompt)
             if key not in distinct:
-                out = self.model(input_ids=torch.tensor([row.prompt], dtype=torch.long), use_cache=True)
+                out = self.model(
+                    input_ids=torch.tensor([row.prompt], dtype=torch.long), use_cache=True
+                )
                 layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
                 distinct[key] = (layers, out.logits[0, -1, :])
         width = max(len(r.prompt) for r in batch)
@@ -184,7 +214,9 @@ class TransformersBackend(Backend):
             longest = max(len(s) for s in params.stop)
             tail = self.tokenizer.decode(row.tokens[-(longest + 4) :], skip_special_tokens=True)
             if any(s in tail for s in params.stop):
-                text, found = truncate_at_stop(self.tokenizer.decode(row.tokens, skip_special_tokens=True), params.stop)
+                text, found = truncate_at_stop(
+                    self.tokenizer.decode(row.tokens, skip_special_tokens=True), params.stop
+                )
                 if found:
                     row.finish, row.text = "stop", text
                     return True
@@ -196,7 +228,9 @@ class TransformersBackend(Backend):
     def _record(self, row: _Row) -> Sample:
         text = row.text
         if text is None:
-            text = self.tokenizer.decode([t for t in row.tokens if t not in self.eos_ids], skip_special_tokens=True)
+            text = self.tokenizer.decode(
+                [t for t in row.tokens if t not in self.eos_ids], skip_special_tokens=True
+            )
         return Sample(
             problem_id=row.problem_id,
             sample_index=row.sample_index,
@@ -222,7 +256,17 @@ def _register_gqa_attention() -> str:
 
     name = "monkeyflow_sdpa_gqa"
 
-    def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    def attention(
+        module,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=0.0,
+        scaling=None,
+        is_causal=None,
+        **kwargs,
+    ):
         q_len, kv_len = query.shape[2], key.shape[2]
         causal = False
         if attention_mask is None and q_len > 1:
@@ -231,7 +275,12 @@ def _register_gqa_attention() -> str:
             else:
                 causal = True
         out = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, scale=scaling, is_causal=causal,
+            query,
+            key,
+            value,
+            attn_mask=attention_mask,
+            scale=scaling,
+            is_causal=causal,
             enable_gqa=query.shape[1] != key.shape[1],
         )
         return out.transpose(1, 2).contiguous(), None

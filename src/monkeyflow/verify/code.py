@@ -27,7 +27,7 @@ from typing import Any
 
 from monkeyflow.hashing import content_hash
 from monkeyflow.records import Problem
-from monkeyflow.verify.base import BATCH_VERIFIERS, VERIFIERS, Check
+from monkeyflow.verify.base import Check, Verifier
 from monkeyflow.verify.sandbox import Limits, RunResult, SandboxError, SandboxPool, default_workers
 
 JUDGE_VERSION = "code-judge-1"  # bump when a verdict for the same program and tests may change
@@ -444,6 +444,60 @@ def verify_many(pairs: Iterable[tuple[Problem, str]], **options) -> list[Check]:
         return judge.verify_many(pairs)
 
 
-for _name in ("humaneval", "apps", "codecontests"):
-    VERIFIERS.register(_name)(verify_code)
-    BATCH_VERIFIERS.register(_name)(verify_many)
+class CodeVerifier(Verifier):
+    """Programs run on the problem's tests in the sandbox (humaneval, apps, codecontests)."""
+
+    version = JUDGE_VERSION
+    container = "sandbox"
+    options_schema = {
+        "workers": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "x-runtime": True,
+            "description": "sandboxes run in parallel (null = the job's usable cores)",
+        },
+        "sandbox": {
+            "type": "string",
+            "enum": ["auto", "bwrap", "nsjail", "none"],
+            "default": "auto",
+            "x-runtime": True,
+            "description": "isolation backend (auto = env MONKEYFLOW_SANDBOX, else bwrap, else nsjail)",
+        },
+        "stop_at_first_failure": {
+            "type": "boolean",
+            "default": True,
+            "description": "stop running a program's tests at its first failing one",
+        },
+        "check_exit_code": {
+            "type": "boolean",
+            "default": True,
+            "description": "a program that exits non-zero fails its test (even with the right output)",
+        },
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._judge: CodeJudge | None = None
+
+    def _get_judge(self) -> CodeJudge:
+        if self._judge is None:
+            o = self.options
+            self._judge = CodeJudge(
+                workers=o["workers"],
+                backend=o["sandbox"],
+                stop_at_first_failure=o["stop_at_first_failure"],
+                check_exit_code=o["check_exit_code"],
+            )
+        return self._judge
+
+    def check(self, problem: Problem, completion: str) -> Check:
+        return self.check_many([(problem, completion)])[0]
+
+    def check_many(self, pairs) -> list[Check]:
+        return self._get_judge().verify_many(pairs)
+
+    def close(self) -> None:
+        if self._judge is not None:
+            self._judge.close()
+            self._judge = None

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from monkeyflow.records import Problem
-from monkeyflow.verify.base import VERIFIERS, Check
+from monkeyflow.verify.base import Check, Verifier
 from monkeyflow.verify.latex import last_boxed
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -93,7 +93,6 @@ def extract_gsm8k_answer(completion: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-@VERIFIERS.register("gsm8k")
 def verify_gsm8k(problem: Problem, completion: str) -> Check:
     """Numeric exact match of the completion's answer with `problem.reference`."""
     try:
@@ -711,7 +710,6 @@ def check_math_answer(
     return "error", f"{backend} equivalence check crashed: {value}"
 
 
-@VERIFIERS.register("math")
 def verify_math(
     problem: Problem,
     completion: str,
@@ -737,3 +735,49 @@ def verify_math(
         return Check(status, extracted=answer, method=method, detail=detail)
     except Exception as exc:  # noqa: BLE001 - a verifier never raises
         return Check("error", detail=f"math verifier crashed: {type(exc).__name__}: {exc}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Registered verifiers (monkeyflow.verify.base.VERIFIERS)
+# ----------------------------------------------------------------------------------------------
+
+
+class GSM8KVerifier(Verifier):
+    """GSM8K: the completion's numeric answer equals the reference exactly (see the module doc)."""
+
+    version = "1"
+    container = "analysis"
+
+    def check(self, problem: Problem, completion: str) -> Check:
+        return verify_gsm8k(problem, completion)
+
+
+class MathVerifier(Verifier):
+    """MATH: the boxed (or Minerva) answer is equivalent to the reference (see the module doc)."""
+
+    version = "1"
+    container = "analysis"
+    options_schema = {
+        "backend": {
+            "type": "string",
+            "enum": sorted(BACKENDS),
+            "default": DEFAULT_BACKEND,
+            "description": "equivalence backend after the string match: math_verify (default) or sympy",
+        },
+        "timeout_s": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": DEFAULT_TIMEOUT_S,
+            "description": "wall-clock seconds for one symbolic equivalence check (over it: status timeout)",
+        },
+        "isolation": {
+            "type": "string",
+            "enum": ["auto", "signal", "process"],
+            "default": DEFAULT_ISOLATION,
+            "x-runtime": True,
+            "description": "how the timeout is enforced: SIGALRM in the main thread, a worker process, or auto",
+        },
+    }
+
+    def check(self, problem: Problem, completion: str) -> Check:
+        return verify_math(problem, completion, **self.options)
