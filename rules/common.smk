@@ -47,6 +47,13 @@ def problems_key(dataset):
     return content_hash(get_dataset(dataset_spec(config, dataset)).prompt_key(), length=12)
 
 
+def problem_spec(dataset):
+    """The dataset keys that change its problems (prepare_problems' params): not its sampling or
+    verifier settings, which must not rerun the problems and, through them, every shard."""
+    spec = config["datasets"][dataset]
+    return {k: v for k, v in spec.items() if k not in ("sampling", "verify", "verifier")}
+
+
 def problems_file(dataset):
     return f"data/problems/{dataset}/{problems_key(dataset)}.jsonl"
 
@@ -125,7 +132,8 @@ def analysis_runs():
                 "problems": problems_file(e.dataset),
                 # the prepared model's manifest (architecture for FLOPs); backends without weights have none
                 "manifest": model_manifest_file(e.model) if backend_of(e.model).needs_weights else None,
-                "spec": {k: v for k, v in spec.items() if k != "sampling"},
+                # only what the analyses read (cost): a backend's runtime options must not rerun them
+                "spec": {k: spec[k] for k in ("backend", "path", "price", "parameters", "layers", "d_model") if k in spec},
             }
         )
     return runs

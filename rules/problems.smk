@@ -2,7 +2,7 @@ rule prepare_problems:
     output:
         "data/problems/{dataset}/{pkey}.jsonl",
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: problem_spec(wc.dataset),
     log:
         "logs/prepare_problems/{dataset}/{pkey}.log",
     conda:

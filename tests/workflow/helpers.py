@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -32,10 +33,12 @@ def write_config(folder: Path, config: dict) -> None:
 
 
 def snakemake(
-    folder: Path, *args: str, check: bool = True, timeout: int = 1800
+    folder: Path, *args: str, check: bool = True, timeout: int = 1800, env: dict | None = None
 ) -> subprocess.CompletedProcess:
+    """Run the real Snakefile on `folder` (`env`: extra environment variables)."""
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(folder), "--cores", "2", *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    full_env = {**os.environ, **env} if env else None
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
@@ -43,9 +46,9 @@ def snakemake(
     return result
 
 
-def planned_jobs(folder: Path) -> dict[str, int]:
+def planned_jobs(folder: Path, env: dict | None = None) -> dict[str, int]:
     """Rule -> job count from a dry run (empty when nothing is to be done)."""
-    result = snakemake(folder, "-n", "--quiet", "rules")
+    result = snakemake(folder, "-n", "--quiet", "rules", env=env)
     text = result.stdout + result.stderr
     if "Nothing to be done" in text:
         return {}

@@ -780,4 +780,11 @@ class MathVerifier(Verifier):
     }
 
     def check(self, problem: Problem, completion: str) -> Check:
-        return verify_math(problem, completion, **self.options)
+        o = self.options
+        return verify_math(
+            problem,
+            completion,
+            backend=o["backend"],
+            timeout_s=o["timeout_s"],
+            isolation=o["isolation"],
+        )
