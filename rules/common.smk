@@ -8,7 +8,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from monkeyflow.config import ConfigError, cache_path, dataset_spec, experiment_ks, load_config, model_spec
+from monkeyflow.config import (
+    ConfigError,
+    cache_path,
+    dataset_spec,
+    experiment_ks,
+    load_config,
+    model_spec,
+    verify_settings,
+)
 from monkeyflow.data import get_dataset
 from monkeyflow.hashing import content_hash
 from monkeyflow.models import model_source

@@ -4,6 +4,8 @@ rule aggregate:
         run="results/{dataset}/{model}/{run}/run.json",
     output:
         "results/{dataset}/{model}/{run}/counts.parquet",
+    params:
+        errors=verify_settings(config)["errors"],
     log:
         "logs/aggregate/{dataset}/{model}/{run}.log",
     conda:

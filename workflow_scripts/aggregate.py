@@ -4,5 +4,5 @@ from monkeyflow.logs import log_to
 from monkeyflow.stages import aggregate
 
 with log_to(snakemake.log[0]):
-    counts = aggregate(snakemake.input.verdicts, snakemake.output[0])
+    counts = aggregate(snakemake.input.verdicts, snakemake.output[0], snakemake.params.errors)
     print(counts)

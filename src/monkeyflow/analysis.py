@@ -29,6 +29,7 @@ from monkeyflow.metrics.cost import (
     dollars_at_k,
     flops_at_k,
     parameter_count,
+    price_of,
 )
 from monkeyflow.metrics.passk import pass_at_k
 from monkeyflow.metrics.planner import plan_budgets
@@ -469,12 +470,10 @@ def cost(
                 base = flops_at_k(shape, tokens, [0, 1], share_prompt)
                 unit["flops_fixed"] = float(base[0]) / problems
                 unit["flops_per_sample"] = float(base[1] - base[0]) / problems
-            price = (entry.get("spec") or {}).get("price")
+            price = price_of(entry.get("spec") or {})
             if price:
-                dollars = dollars_at_k(tokens, ks, price["input"], price["output"]).tolist()
-                unit["dollars_per_sample"] = (
-                    float(dollars_at_k(tokens, [1], price["input"], price["output"])[0]) / problems
-                )
+                dollars = dollars_at_k(tokens, ks, *price).tolist()
+                unit["dollars_per_sample"] = float(dollars_at_k(tokens, [1], *price)[0]) / problems
             else:
                 notes.append("no price in the model spec")
         for j, k in enumerate(ks):

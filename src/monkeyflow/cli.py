@@ -117,7 +117,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_passk(args: argparse.Namespace) -> int:
     from monkeyflow.stages import count_correct, passk_rows, read_verdict_table
 
-    counts = count_correct(read_verdict_table(args.verdicts))
+    counts = count_correct(read_verdict_table(args.verdicts), args.errors)
     if counts.height == 0:
         print("error: no verdicts in the given files", file=sys.stderr)
         return 2
@@ -126,7 +126,7 @@ def cmd_passk(args: argparse.Namespace) -> int:
     rows = passk_rows(counts, ks, {})
     skipped = [k for k in ks if k > n_max]
     table = pl.DataFrame(rows).select(
-        "k", "pass_at_k", "pass_at_k_strict", "problems", "problems_total"
+        "k", "pass_at_k", "pass_at_k_strict", "problems", "problems_total", "errors_excluded"
     )
     with pl.Config(tbl_rows=-1, tbl_hide_dataframe_shape=True, float_precision=4):
         print(table)
@@ -300,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("verdicts", nargs="+", type=Path)
     p.add_argument(
         "--k", type=int, nargs="+", default=None, help="k values (default 1, 2, 4, ..., n)"
+    )
+    p.add_argument(
+        "--errors",
+        choices=["exclude", "incorrect"],
+        default="exclude",
+        help="`error` verdicts left out of n (default) or counted as wrong (as verify.errors)",
     )
     p.set_defaults(func=cmd_passk)
 

@@ -129,6 +129,11 @@ def load_config(config: dict[str, Any] | str | Path) -> list[Experiment]:
     if not isinstance(config, dict):
         config = read_config_file(config)
     validate(config)
+    return expand_config(config)
+
+
+def expand_config(config: dict[str, Any]) -> list[Experiment]:
+    """A validated config's experiments (dataset x model pairs with run keys and verifiers)."""
     for name in config["datasets"]:
         if name not in DATASETS:
             raise ConfigError(

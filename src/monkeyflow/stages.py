@@ -304,16 +304,25 @@ def read_verdict_table(paths: Sequence[str | os.PathLike]) -> pl.DataFrame:
 
 
 # -- aggregation ---------------------------------------------------------------------------------
-def count_correct(verdicts: pl.DataFrame) -> pl.DataFrame:
-    """Per problem: n (judged samples; infrastructure errors excluded), c (correct), c_strict
-    (correct with an answer that was not guessed by a fallback), n_timeout, n_error."""
+ERROR_POLICIES = ("exclude", "incorrect")
+
+
+def count_correct(verdicts: pl.DataFrame, errors: str = "exclude") -> pl.DataFrame:
+    """Per problem: n (judged samples), c (correct), c_strict (correct with an answer that was
+    not guessed by a fallback), n_timeout, n_error, n_excluded (samples left out of n).
+
+    `errors`: `exclude` leaves `error` verdicts (the verifier's infrastructure failed) out of n;
+    `incorrect` counts them as wrong answers, a lower bound on coverage."""
+    if errors not in ERROR_POLICIES:
+        raise ValueError(f"errors must be one of {ERROR_POLICIES}, got {errors!r}")
+    judged = pl.col("status") != "error" if errors == "exclude" else pl.col("status").is_not_null()
     dupes = verdicts.group_by(["problem_id", "sample_index"]).len().filter(pl.col("len") > 1)
     if dupes.height:
         raise RecordError(f"verdicts repeat (problem, sample) pairs, e.g. {dupes.row(0)[:2]}")
     return (
         verdicts.group_by("problem_id")
         .agg(
-            n=(pl.col("status") != "error").sum().cast(pl.Int64),
+            n=judged.sum().cast(pl.Int64),
             c=(pl.col("status") == "correct").sum().cast(pl.Int64),
             c_strict=(
                 (pl.col("status") == "correct")
@@ -323,13 +332,17 @@ def count_correct(verdicts: pl.DataFrame) -> pl.DataFrame:
             .cast(pl.Int64),
             n_timeout=(pl.col("status") == "timeout").sum().cast(pl.Int64),
             n_error=(pl.col("status") == "error").sum().cast(pl.Int64),
+            n_excluded=(~judged).sum().cast(pl.Int64),
         )
         .sort("problem_id")
     )
 
 
-def aggregate(verdict_paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> pl.DataFrame:
-    counts = count_correct(read_verdict_table(verdict_paths))
+def aggregate(
+    verdict_paths: Sequence[str | os.PathLike], out: str | os.PathLike, errors: str = "exclude"
+) -> pl.DataFrame:
+    """Per-problem counts over a run's verdict shards (see `count_correct`)."""
+    counts = count_correct(read_verdict_table(verdict_paths), errors)
     write_parquet(out, counts)
     return counts
 
@@ -337,8 +350,11 @@ def aggregate(verdict_paths: Sequence[str | os.PathLike], out: str | os.PathLike
 def passk_rows(
     counts: pl.DataFrame, ks: Sequence[int], labels: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Mean pass@k over problems for each k (strict and lenient), where problems have n >= k."""
+    """Mean pass@k over problems for each k (strict and lenient), where problems have n >= k;
+    `errors_excluded`: the samples of those problems that `error` verdicts left out of n."""
     n = counts["n"].to_numpy()
+    # counts written before n_excluded existed always excluded their errors
+    excluded = counts["n_excluded" if "n_excluded" in counts.columns else "n_error"].to_numpy()
     rows = []
     lenient = pass_at_k(n, counts["c"].to_numpy(), ks)
     strict = pass_at_k(n, counts["c_strict"].to_numpy(), ks)
@@ -354,6 +370,7 @@ def passk_rows(
                 "pass_at_k_strict": float(strict[valid, j].mean()),
                 "problems": int(valid.sum()),
                 "problems_total": int(len(n)),
+                "errors_excluded": int(excluded[valid].sum()),
             }
         )
     return rows
@@ -379,6 +396,7 @@ def passk_summary(
             "pass_at_k_strict": pl.Float64,
             "problems": pl.Int64,
             "problems_total": pl.Int64,
+            "errors_excluded": pl.Int64,
         },
     )
     if out is not None:

@@ -116,9 +116,30 @@ def test_counts_and_passk_rows():
     )
     counts = count_correct(verdicts)
     assert counts.rows(named=True) == [
-        {"problem_id": "a", "n": 3, "c": 2, "c_strict": 1, "n_timeout": 0, "n_error": 1},
-        {"problem_id": "b", "n": 4, "c": 1, "c_strict": 1, "n_timeout": 1, "n_error": 0},
+        {
+            "problem_id": "a",
+            "n": 3,
+            "c": 2,
+            "c_strict": 1,
+            "n_timeout": 0,
+            "n_error": 1,
+            "n_excluded": 1,
+        },
+        {
+            "problem_id": "b",
+            "n": 4,
+            "c": 1,
+            "c_strict": 1,
+            "n_timeout": 1,
+            "n_error": 0,
+            "n_excluded": 0,
+        },
     ]
+    assert passk_rows(counts, [1, 2], {})[0]["errors_excluded"] == 1
+    assert passk_rows(counts, [4], {})[0]["errors_excluded"] == 0  # only b has n >= 4
+    lower = count_correct(verdicts, errors="incorrect")
+    assert lower["n"].to_list() == [4, 4] and lower["n_excluded"].to_list() == [0, 0]
+    assert passk_rows(lower, [1], {})[0]["pass_at_k"] == pytest.approx((2 / 4 + 1 / 4) / 2)
     rows = passk_rows(counts, [1, 2, 4], {"dataset": "toy"})
     expected = pass_at_k([3, 4], [2, 1], [1, 2, 4])
     assert rows[0]["pass_at_k"] == pytest.approx(np.mean(expected[:, 0]))

@@ -34,7 +34,17 @@ class DatasetSpec:
 
     @classmethod
     def from_config(cls, name: str, spec: dict[str, Any]) -> DatasetSpec:
-        known = {"source", "limit", "subset_seed", "num_fewshot", "hub", "sampling", "rows", "verify", "verifier"}
+        known = {
+            "source",
+            "limit",
+            "subset_seed",
+            "num_fewshot",
+            "hub",
+            "sampling",
+            "rows",
+            "verify",
+            "verifier",
+        }
         unknown = sorted(set(spec) - known)
         if unknown:
             raise DatasetError(f"datasets.{name}: unknown key(s) {', '.join(unknown)}")

@@ -141,6 +141,14 @@ def flops_at_k(
     return k * (per["mean_prompt_flops"].sum() + completion)
 
 
+def price_of(spec: Mapping[str, Any]) -> tuple[float, float] | None:
+    """A model spec's token prices ($ per million prompt, completion tokens), or None."""
+    price = spec.get("price")
+    if not price:
+        return None
+    return float(price["input"]), float(price["output"])
+
+
 def dollar_cost(
     prompt_tokens: Sequence[int] | np.ndarray,
     completion_tokens: Sequence[int] | np.ndarray,
