@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from monkeyflow.io import atomic_path, read_jsonl, write_parquet
+from monkeyflow.io import atomic_path, read_jsonl, read_parquet, write_parquet
 from monkeyflow.metrics.bootstrap import COVERAGE_COLUMNS, coverage_table, supported_ks
 from monkeyflow.metrics.cost import (
     ModelShape,
@@ -56,7 +56,7 @@ def _labels(entry: Run) -> dict[str, str]:
 
 
 def _read_counts(entry: Run) -> pl.DataFrame:
-    return pl.read_parquet(entry["counts"]).sort("problem_id")
+    return read_parquet(entry["counts"]).sort("problem_id")
 
 
 # -- outputs -------------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ def alignment(
 ) -> pl.DataFrame:
     """Per dataset, the log-k shift putting every model's coverage curve through (1, anchor)
     (paper Fig. 6), from the coverage table of `coverage_ci`."""
-    table = pl.read_parquet(coverage)
+    table = read_parquet(coverage)
     frames = []
     for (dataset,), part in table.group_by(["dataset"], maintain_order=True):
         curves = {
@@ -705,7 +705,7 @@ def load_fits(path: str | os.PathLike) -> dict[tuple[str, str], PowerLawFit]:
     """(dataset, model) -> fit, from the fits table (runs without a fit left out)."""
     return {
         (row["dataset"], row["model"]): fit_from_row(row)
-        for row in pl.read_parquet(path).iter_rows(named=True)
+        for row in read_parquet(path).iter_rows(named=True)
         if row["a"] is not None and np.isfinite(row["a"])
     }
 
@@ -713,7 +713,7 @@ def load_fits(path: str | os.PathLike) -> dict[tuple[str, str], PowerLawFit]:
 def unit_costs(path: str | os.PathLike) -> dict[str, dict[tuple[str, str], tuple[float, float]]]:
     """unit -> (dataset, model) -> (cost per sample, fixed cost), per problem, from the cost table.
     Samples cost 1 each; FLOPs and dollars only where the cost table knows them."""
-    table = pl.read_parquet(path).unique(["dataset", "model"], keep="first", maintain_order=True)
+    table = read_parquet(path).unique(["dataset", "model"], keep="first", maintain_order=True)
     out: dict[str, dict[tuple[str, str], tuple[float, float]]] = {u: {} for u in UNITS}
     for row in table.iter_rows(named=True):
         key = (row["dataset"], row["model"])

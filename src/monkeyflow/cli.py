@@ -89,7 +89,8 @@ def verifier_for(args: argparse.Namespace):
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from monkeyflow.stages import VerdictCache, read_problems, verdict_frame, verify_samples
+    from monkeyflow.cache import VerdictCache
+    from monkeyflow.stages import read_problems, verdict_frame, verify_samples
 
     if args.problems:
         problems = read_problems(args.problems)
@@ -104,8 +105,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdicts, stats = verify_samples(problems, samples, verifier, cache)
     finally:
         verifier.close()
-        if cache is not None:
-            cache.close()
     frame = verdict_frame(verdicts)
     write_parquet(args.output, frame)
     counts = frame.group_by("status").len().sort("status")

@@ -3,19 +3,27 @@ stay thin and the command line and tests can call the same code."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
+from monkeyflow.cache import VerdictCache, cache_scope
 from monkeyflow.data import DatasetSpec, get_dataset
-from monkeyflow.hashing import content_hash
-from monkeyflow.io import read_jsonl, write_json, write_jsonl, write_parquet
+from monkeyflow.hashing import canonical_json
+from monkeyflow.io import (
+    encode_text,
+    printable,
+    read_jsonl,
+    read_parquet,
+    write_json,
+    write_jsonl,
+    write_parquet,
+)
 from monkeyflow.metrics.passk import pass_at_k
 from monkeyflow.models import read_manifest
 from monkeyflow.records import VERDICT_COLUMNS, Check, Problem, RecordError, Sample, Verdict
@@ -27,7 +35,7 @@ VERDICT_SCHEMA = {
     name: pl.Int64 if name == "sample_index" else pl.String for name in VERDICT_COLUMNS
 }
 # Where the workflow and `monkeyflow verify` keep the verdict cache, under the project folder.
-DEFAULT_CACHE_PATH = "results/cache/verdicts.sqlite"
+DEFAULT_CACHE_PATH = "results/cache/verdicts"
 # Extraction methods that guess (e.g. the last number in a ramble): excluded from strict counts.
 LENIENT_METHODS = ("fallback",)
 
@@ -106,58 +114,16 @@ def read_samples(path: str | os.PathLike) -> list[Sample]:
 
 
 # -- verification --------------------------------------------------------------------------------
-class VerdictCache:
-    """Verdicts keyed by `verification_key` in SQLite, shared by all jobs.
-
-    Only definite verdicts (correct/incorrect) are stored: a timeout or an infrastructure error
-    is retried next time.
-    """
-
-    def __init__(self, path: str | os.PathLike | None) -> None:
-        self.db = None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), timeout=120)
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, status TEXT, extracted TEXT, method TEXT, detail TEXT)"
-            )
-            self.db.commit()
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, Check]:
-        if self.db is None or not keys:
-            return {}
-        found = {}
-        for i in range(0, len(keys), 500):
-            chunk = list(keys[i : i + 500])
-            rows = self.db.execute(
-                f"SELECT key, status, extracted, method, detail FROM verdicts WHERE key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-            for key, status, extracted, method, detail in rows:
-                found[key] = Check(status=status, extracted=extracted, method=method, detail=detail)
-        return found
-
-    def put_many(self, items: Iterable[tuple[str, Check]]) -> None:
-        if self.db is None:
-            return
-        rows = [
-            (k, c.status, c.extracted, c.method, c.detail)
-            for k, c in items
-            if c.status in ("correct", "incorrect")
-        ]
-        if rows:
-            with self.db:
-                self.db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?)", rows)
-
-    def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
-
-
 def verification_key(identity: dict[str, Any], problem: Problem, completion: str) -> str:
     """The cache key of a verdict: the verifier's name, version and verdict-changing options
-    (`Verifier.identity()`), what it compares against, and the completion."""
-    return content_hash([identity, problem.reference, problem.metadata, completion])
+    (`Verifier.identity()`), what it compares against, and the completion (any string: lone
+    surrogates are hashed losslessly)."""
+    digest = hashlib.sha256(
+        encode_text(canonical_json([identity, problem.reference, problem.metadata]))
+    )
+    digest.update(b"\0")
+    digest.update(encode_text(completion))
+    return digest.hexdigest()
 
 
 def _check_all(verifier: Verifier, todo: dict[str, tuple[Problem, str]]) -> dict[str, Check]:
@@ -224,7 +190,8 @@ def verify_samples(
         problem = by_id.get(s.problem_id)
         keys.append(None if problem is None else verification_key(identity, problem, s.text))
     unique = sorted({k for k in keys if k is not None})
-    known = cache.get_many(unique) if cache is not None else {}
+    scope = cache_scope(identity)
+    known = cache.get_many(unique, scope) if cache is not None else {}
     stats = {"samples": len(samples), "unique": len(unique), "cached": len(known), "checked": 0}
     todo: dict[str, tuple[Problem, str]] = {}
     fresh: dict[str, Check] = {}
@@ -239,7 +206,7 @@ def verify_samples(
     fresh.update(_check_all(verifier, todo))
     stats["checked"] = len(fresh)
     if cache is not None:
-        cache.put_many(fresh.items())
+        cache.put_many(fresh.items(), scope)
     verdicts = []
     for s, key in zip(samples, keys, strict=True):
         if key is None:
@@ -255,9 +222,11 @@ def verify_samples(
 
 
 def verdict_frame(verdicts: Sequence[Verdict]) -> pl.DataFrame:
-    return pl.DataFrame([v.to_dict() for v in verdicts], schema=VERDICT_SCHEMA).sort(
-        ["problem_id", "sample_index"]
-    )
+    """Verdicts as a table (`VERDICT_SCHEMA`), sorted; descriptive text made storable."""
+    rows = [v.to_dict() for v in verdicts]
+    for row in rows:
+        row["extracted"], row["detail"] = printable(row["extracted"]), printable(row["detail"])
+    return pl.DataFrame(rows, schema=VERDICT_SCHEMA).sort(["problem_id", "sample_index"])
 
 
 def verify_shard(
@@ -278,8 +247,6 @@ def verify_shard(
         verdicts, stats = verify_samples(problems, samples, judge, cache)
     finally:
         judge.close()
-        if cache is not None:
-            cache.close()
     write_parquet(out, verdict_frame(verdicts))
     print(
         f"[verify] {judge.name} {judge.version}: {stats['samples']} samples, {stats['unique']} distinct completions, "
@@ -293,7 +260,7 @@ def read_verdict_table(paths: Sequence[str | os.PathLike]) -> pl.DataFrame:
     """Concatenate verdict parquet files, checking their columns."""
     frames = []
     for path in paths:
-        frame = pl.read_parquet(path)
+        frame = read_parquet(path)
         missing = set(VERDICT_SCHEMA) - set(frame.columns)
         if missing:
             raise RecordError(f"{path}: not a verdict file (missing columns {sorted(missing)})")
@@ -382,7 +349,7 @@ def passk_summary(
     """`runs`: dicts with dataset, model, run, counts (path) and ks; one row per (run, k)."""
     rows: list[dict[str, Any]] = []
     for entry in runs:
-        counts = pl.read_parquet(entry["counts"])
+        counts = read_parquet(entry["counts"])
         labels = {"dataset": entry["dataset"], "model": entry["model"], "run": entry["run"]}
         rows.extend(passk_rows(counts, entry["ks"], labels))
     frame = pl.DataFrame(

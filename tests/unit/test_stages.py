@@ -8,12 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from monkeyflow.cache import VerdictCache
 from monkeyflow.cli import main
 from monkeyflow.io import write_jsonl
 from monkeyflow.metrics import pass_at_k
 from monkeyflow.records import Problem, Sample
 from monkeyflow.stages import (
-    VerdictCache,
     count_correct,
     passk_rows,
     read_verdict_table,
@@ -61,7 +61,6 @@ def test_identical_completions_are_verified_once_and_cached(tmp_path):
     CALLS.clear()
     verdicts2, stats2 = verify_samples(PROBLEMS, batch, "test-counting", cache)
     assert CALLS == [] and stats2["cached"] == 3 and verdicts2 == verdicts
-    cache.close()
 
 
 def test_a_crashing_verifier_gives_error_verdicts_and_is_not_cached(tmp_path):
