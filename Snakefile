@@ -7,6 +7,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# A YAML mistake in config.yaml is reported with its line and column (Snakemake's own loader
+# names neither), before Snakemake reads it.
+include: "rules/configcheck.smk"
+
+
 configfile: "config.yaml"
 
 
