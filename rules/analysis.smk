@@ -15,6 +15,7 @@ rule coverage_ci:
         html=report("results/tables/coverage_ci.html", caption="../report/coverage_ci_table.rst", category="Coverage"),
         figure=report("results/figures/coverage_ci.png", caption="../report/coverage_ci.rst", category="Coverage"),
     params:
+        lineage=summary_lineage(),
         runs=analysis_runs(),
         level=ANALYSIS["ci_level"],
         resamples=ANALYSIS["resamples"],
@@ -39,6 +40,7 @@ rule scaling_fit:
         html=report("results/tables/fits.html", caption="../report/fits_table.rst", category="Scaling"),
         figure=report("results/figures/scaling.png", caption="../report/scaling.rst", category="Scaling"),
     params:
+        lineage=summary_lineage(),
         runs=analysis_runs(),
         fit=ANALYSIS["fit"],
         level=ANALYSIS["ci_level"],
@@ -62,6 +64,7 @@ rule family_alignment:
         html=report("results/tables/alignment.html", caption="../report/alignment_table.rst", category="Scaling"),
         figure=report("results/figures/alignment.png", caption="../report/alignment.rst", category="Scaling"),
     params:
+        lineage=summary_lineage(),
         anchor=ANALYSIS["alignment"]["anchor"],
     log:
         "logs/analysis/family_alignment.log",
@@ -84,6 +87,7 @@ rule cost:
         html=report("results/tables/cost_to_reach.html", caption="../report/cost_table.rst", category="Cost"),
         figure=report("results/figures/coverage_flops.png", caption="../report/coverage_flops.rst", category="Cost"),
     params:
+        lineage=summary_lineage(),
         runs=analysis_runs(),
         cost=ANALYSIS["cost"],
         points=ANALYSIS["points"],
@@ -107,6 +111,7 @@ rule precision:
         html=report("results/tables/precision.html", caption="../report/precision_table.rst", category="Precision"),
         figure=report("results/figures/precision.png", caption="../report/precision.rst", category="Precision"),
     params:
+        lineage=summary_lineage(),
         runs=analysis_runs(),
         precision=ANALYSIS["precision"],
         seed=ANALYSIS["seed"],
@@ -130,6 +135,7 @@ rule plan:
         html=report("results/tables/plan.html", caption="../report/plan_table.rst", category="Planner"),
         figure=report("results/figures/plan.png", caption="../report/plan.rst", category="Planner"),
     params:
+        lineage=summary_lineage(),
         budgets=ANALYSIS["plan"],
     log:
         "logs/analysis/plan.log",

@@ -2,6 +2,7 @@
 # schemas/config.schema.yaml by monkeyflow.config (errors name the key) and expanded into
 # experiments, each with a run key: a short hash of everything that changes a sample.
 import functools
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -66,6 +67,44 @@ def problems_file(dataset):
     return f"data/problems/{dataset}/{problems_key(dataset)}.jsonl"
 
 
+# -- reruns by content ---------------------------------------------------------------------------
+# Modification times never decide whether to sample or verify again: a touched script, a fresh
+# clone or a copied results/ folder would otherwise redo days of GPU work. The inputs of
+# sample_shard and verify_shard are `ancient()` (their mtimes ignored: a path under results/ is
+# named by what produced it, run key and shard index, and shards are byte-reproducible), and the
+# workflow profile (profiles/default) turns off the `code` trigger (script mtimes). The cheap
+# rules downstream keep Snakemake's mtime-then-checksum test of their inputs, so a regenerated
+# shard still reaches the tables. A job reruns when its output is missing, its set of inputs
+# changes, or its params change, and the params say what produced the inputs: sample_shard's run key (RUN_KEY_VERSION is bumped when sampling code
+# changes what a setting gives), verify_shard's verifier name + version + options, and for the
+# cheap rules downstream their `lineage`: those identities, the error policy, and a digest of the
+# workflow scripts and the library's source, so a real change of code reruns them.
+@functools.cache
+def code_digest():
+    digest = hashlib.sha256()
+    base = Path(workflow.basedir)
+    for path in sorted([*(base / "workflow_scripts").glob("*.py"), *(base / "src" / "monkeyflow").rglob("*.py")]):
+        digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def counts_lineage(wildcards):
+    """What aggregate's counts depend on besides their input files."""
+    e = experiment(wildcards)
+    return {"verifier": e.verifier_identity, "errors": ERRORS, "code": code_digest()}
+
+
+ERRORS = verify_settings(config)["errors"]
+
+
+@functools.cache
+def summary_lineage():
+    """What every summary table and figure depends on besides its input files: each run's key
+    and verifier, the error policy and the code."""
+    runs = sorted([e.dataset, e.model, e.run, e.verifier_identity] for e in EXPERIMENTS)
+    return content_hash([runs, ERRORS, code_digest()], length=16)
+
+
 # -- what the plugins declare: the rules ask the backend and the verifier, never list names ----
 def backend_of(model):
     return BACKENDS.get(config["models"][model]["backend"])
@@ -74,7 +113,9 @@ def backend_of(model):
 def model_input(wildcards):
     """sample_shard's model: the prepared model's manifest file, or nothing for backends that
     load no weights (released samples, a remote server)."""
-    return model_manifest_file(wildcards.model) if backend_of(wildcards.model).needs_weights else []
+    if not backend_of(wildcards.model).needs_weights:
+        return []
+    return ancient(model_manifest_file(wildcards.model))
 
 
 def verifier_of(wildcards):

@@ -5,7 +5,8 @@ rule aggregate:
     output:
         "results/{dataset}/{model}/{run}/counts.parquet",
     params:
-        errors=verify_settings(config)["errors"],
+        errors=ERRORS,
+        lineage=counts_lineage,
     log:
         "logs/aggregate/{dataset}/{model}/{run}.log",
     conda:
@@ -22,6 +23,7 @@ rule passk:
     output:
         "results/summary/passk.parquet",
     params:
+        lineage=summary_lineage(),
         runs=[
             {"dataset": e.dataset, "model": e.model, "run": e.run, "ks": experiment_ks(config, e.num_samples)}
             for e in EXPERIMENTS

@@ -7,6 +7,8 @@ rule plot_coverage:
             caption="../report/coverage.rst",
             category="Coverage",
         ),
+    params:
+        lineage=summary_lineage(),
     log:
         "logs/plot_coverage.log",
     conda:

@@ -20,7 +20,7 @@ rule describe_run:
 
 rule sample_shard:
     input:
-        problems=lambda wc: problems_file(wc.dataset),
+        problems=lambda wc: ancient(problems_file(wc.dataset)),
         # the manifest file, not the folder (see rule model_manifest); none for backends that
         # load no weights
         model=model_input,

@@ -5,8 +5,9 @@
 
 rule verify_shard:
     input:
-        problems=lambda wc: problems_file(wc.dataset),
-        samples=rules.sample_shard.output.samples,
+        problems=lambda wc: ancient(problems_file(wc.dataset)),
+        # a copy of the path ([:]): ancient() flags the string object it is given
+        samples=ancient(rules.sample_shard.output.samples[:]),
     output:
         "results/{dataset}/{model}/{run}/verdicts/shard-{shard}.parquet",
     params:

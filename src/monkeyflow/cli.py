@@ -214,6 +214,24 @@ def cmd_released_rows(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from monkeyflow.check import check_tree
+
+    findings = check_tree(args.results)
+    bad = [f for f in findings if not f.ok]
+    shown = findings if args.all else bad
+    if shown:
+        width = max(len(f.path) for f in shown)
+        for f in shown:
+            print(f"{'ok' if f.ok else 'PROBLEM':8} {f.kind:9} {f.path:{width}}  {f.detail}")
+    print(
+        f"{len(findings)} files checked, {len(bad)} with problems"
+        + ("; delete each damaged file and rerun `snakemake` to regenerate it" if bad else ""),
+        file=sys.stderr,
+    )
+    return 1 if bad else 0
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     import yaml
 
@@ -225,7 +243,10 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="monkeyflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        epilog="--debug (anywhere on the line): show the traceback of a failure",
+        prog="monkeyflow",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -295,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_config_schema)
 
+    p = sub.add_parser(
+        "check", help="validate a results tree: digests, schemas, each shard's sample range"
+    )
+    p.add_argument("results", nargs="?", type=Path, default=Path("results"))
+    p.add_argument("--all", action="store_true", help="list the files that are fine too")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("passk", help="print pass@k from verdict files")
     p.add_argument("verdicts", nargs="+", type=Path)
     p.add_argument(
@@ -337,19 +365,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(exc: BaseException) -> str:
+    """One line for the user: what went wrong, naming the file where there is one."""
+    import errno
+
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        if exc.errno == errno.ENOSPC:
+            return (
+                f"cannot write{where}: no space left on device; free space or write elsewhere (-o)"
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"cannot write{where}: {exc.strerror}; choose a folder you can write to"
+        return f"{exc.strerror or exc}{':' + where if where else ''}"
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file: {exc.filename}" if exc.filename else str(exc)
+    known = (DatasetError, RecordError, UnknownNameError, PluginError, ValueError, KeyError)
+    text = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split()) or type(exc).__name__
+    if not isinstance(exc, known):
+        text += " (rerun with --debug for the traceback)"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (
-        DatasetError,
-        RecordError,
-        UnknownNameError,
-        PluginError,
-        FileNotFoundError,
-        ValueError,
-    ) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure is one line, unless --debug
+        if debug:
+            raise
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
 
 

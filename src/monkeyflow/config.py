@@ -106,7 +106,10 @@ def validate(config: dict[str, Any]) -> None:
     for name, spec in config["models"].items():
         where = f"models.{name}"
         backend = _plugin(BACKENDS, spec["backend"], f"{where}.backend")
-        backend.resolve(spec, where=where)
+        options = backend.resolve(spec, where=where)
+        problem = backend.check_config(model_spec(config, name), options)
+        if problem:
+            raise ConfigError(f"config error at {where}.path: {problem}")
 
 
 def _plugin(registry, name: str, where: str):

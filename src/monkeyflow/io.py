@@ -41,7 +41,13 @@ class CorruptFileError(ValueError):
         self.path = str(path)
         producer = next((rule for pattern, rule in _PRODUCERS if pattern.search(self.path)), None)
         if producer:
-            fix = f"delete it and rerun `snakemake` (rule {producer} regenerates it); `monkeyflow check` lists every damaged file"
+            target = self.path
+            match = re.search(r"(?:^|/)((?:results|data)/.*)$", target)
+            target = match.group(1) if match else target
+            fix = (
+                f"delete it and run `snakemake {target}` (rule {producer} regenerates it), then "
+                "`snakemake`; `monkeyflow check` lists every damaged file"
+            )
         else:
             fix = "regenerate it or restore it from a copy"
         super().__init__(f"{self.path}: {problem}; {fix}")

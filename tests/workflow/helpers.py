@@ -49,7 +49,11 @@ def snakemake(
 def planned_jobs(folder: Path, env: dict | None = None) -> dict[str, int]:
     """Rule -> job count from a dry run (empty when nothing is to be done)."""
     result = snakemake(folder, "-n", "--quiet", "rules", env=env)
-    text = result.stdout + result.stderr
+    return parse_jobs(result.stdout + result.stderr)
+
+
+def parse_jobs(text: str) -> dict[str, int]:
+    """Rule -> job count from the output of `snakemake -n --quiet rules`."""
     if "Nothing to be done" in text:
         return {}
     table = text.split("Job stats:", 1)[-1] if "Job stats:" in text else text

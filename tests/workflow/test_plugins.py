@@ -8,10 +8,7 @@ take seconds."""
 from __future__ import annotations
 
 import copy
-import os
 import re
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -19,9 +16,6 @@ import pytest
 from .helpers import make_project, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
-from toy_plugin import install_toy_plugin  # noqa: E402
 
 CONFIG = {
     "datasets": {"toy-arith": {}, "math": {"limit": 2}},
@@ -45,12 +39,6 @@ ANALYSIS = {
     "plan": 1,
 }
 DOWNSTREAM = {"passk": 1, "plot_coverage": 1, "all": 1, **ANALYSIS}
-
-
-@pytest.fixture(scope="module")
-def plugin_env(tmp_path_factory):
-    path = install_toy_plugin(tmp_path_factory.mktemp("site"))
-    return {"PYTHONPATH": ":".join(p for p in [path, os.environ.get("PYTHONPATH", "")] if p)}
 
 
 @pytest.fixture(scope="module")

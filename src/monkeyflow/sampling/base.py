@@ -95,6 +95,17 @@ class Backend:
     def gpus(cls, options: dict[str, Any]) -> int:
         return 0
 
+    @classmethod
+    def check_config(cls, spec: ModelSpec, options: dict[str, Any]) -> str | None:
+        """What is wrong with a model spec that the config alone can tell (a missing local
+        folder, an unknown embedded model, a file that does not exist), checked before any job
+        runs; None if nothing. Backends with weights check `path` as a model folder."""
+        if not cls.needs_weights:
+            return None
+        from monkeyflow.models import model_path_problem
+
+        return model_path_problem(spec.path)
+
     def generate(
         self, requests: list[ShardRequest], params: SamplingParams, run: str
     ) -> list[Sample]:

@@ -151,6 +151,21 @@ class ReplayBackend(Backend):
         },
     }
 
+    @classmethod
+    def check_config(cls, spec: ModelSpec, options: dict[str, Any]) -> str | None:
+        from monkeyflow.models import looks_local, model_path_problem
+
+        if looks_local(spec.path) and not Path(spec.path).expanduser().exists():
+            return (
+                f"released samples {spec.path!r} do not exist (a hub id, a local folder or a file)"
+            )
+        tokenizer = options.get("tokenizer")
+        if tokenizer and looks_local(tokenizer) and not Path(tokenizer).expanduser().exists():
+            return f"tokenizer {tokenizer!r} does not exist"
+        if tokenizer and not looks_local(tokenizer):
+            return model_path_problem(tokenizer)
+        return None
+
     def __init__(self, spec: ModelSpec, weights: str) -> None:
         super().__init__(spec, weights)
         self.config = self.options["config"]
