@@ -84,7 +84,8 @@ def code_digest():
     digest = hashlib.sha256()
     base = Path(workflow.basedir)
     for path in sorted([*(base / "workflow_scripts").glob("*.py"), *(base / "src" / "monkeyflow").rglob("*.py")]):
-        digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
+        digest.update(str(path.relative_to(base)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
