@@ -105,6 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         length = int(self.headers.get("Content-Length") or 0)
         payload = json.loads(self.rfile.read(length) or b"{}")
+        with server.lock:
+            server.requests += 1
+            failing = server.requests <= server.fail_requests
         path = "/verify" if server.legacy else "/api/check"
         if self.path != path:
             self._reply(404, {"detail": "Not Found"})
@@ -112,9 +115,6 @@ class _Handler(BaseHTTPRequestHandler):
         if server.api_key and self.headers.get("Authorization") != f"Bearer {server.api_key}":
             self._reply(401, {"detail": "Invalid API key"})
             return
-        with server.lock:
-            server.requests += 1
-            failing = server.requests <= server.fail_requests
         if failing:
             self._reply(500, {"detail": "Internal Server Error"})
             return

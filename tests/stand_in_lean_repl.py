@@ -106,10 +106,12 @@ class Session:
             return {"env": self.new_env("header")}
         if env not in self.envs:
             return {"message": "Unknown environment."}
-        if cmd.strip() == "#eval Lean.versionString":
+        lines = cmd.split("\n")
+        if "#eval Lean.versionString" in lines and "theorem" not in cmd:
             self.record("eval", env=env)
+            line = lines.index("#eval Lean.versionString") + 1
             return {
-                "messages": [message("info", 1, 0, (1, 5), json.dumps(self.version))],
+                "messages": [message("info", line, 0, (line, 5), json.dumps(self.version))],
                 "env": self.new_env("eval"),
             }
         return self.elaborate(cmd, env)

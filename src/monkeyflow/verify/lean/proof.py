@@ -244,7 +244,7 @@ _HASH_COMMAND = re.compile(
 # Names whose use means metaprogramming or IO inside the checker.
 _FORBIDDEN_PREFIX = re.compile(
     r"(?<![\w'.])(?:Lean\.(?:Elab|Meta|Environment|Kernel|Compiler|Parser|PrettyPrinter|Core|IR|"
-    r"Syntax|Macro)|IO\.|System\.|unsafe\w*)"
+    r"Syntax|Macro|ofReduceBool|reduceBool|trustCompiler)|IO\.|System\.|unsafe\w*)"
 )
 ALLOWED_OPTIONS = (
     "maxHeartbeats",
