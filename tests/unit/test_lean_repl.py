@@ -7,6 +7,9 @@ from __future__ import annotations
 import collections
 import json
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,7 @@ def problems() -> list[Problem]:
 
 @pytest.fixture
 def log(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's own worker slots
     path = tmp_path / "requests.jsonl"
     monkeypatch.setenv("STAND_IN_LEAN_LOG", str(path))
     monkeypatch.setenv("STAND_IN_LEAN_STATE", str(tmp_path))
@@ -39,7 +43,8 @@ def requests(path: Path) -> list[dict]:
 
 
 def lean(**options):
-    return get_verifier("lean", {"repl": REPL, "timeout_s": 2, "workers": 2, **options})
+    settings = {"repl": REPL, "timeout_s": 2, "workers": 2, "machine_workers": 8}
+    return get_verifier("lean", {**settings, **options})
 
 
 def test_verdicts_from_the_repl_answers(problems, log):
@@ -184,6 +189,23 @@ def test_workers_are_recycled_after_max_proofs(problems, log):
     assert all(c.status == "correct" for c in checks)
     headers = collections.Counter(r["pid"] for r in requests(log) if r["kind"] == "header")
     assert len(headers) == 3 and set(headers.values()) == {1}
+
+
+def test_jobs_side_by_side_share_the_machine_wide_worker_slots(problems, log):
+    first = lean(workers=2, machine_workers=2)
+    assert all(
+        c.status == "correct"
+        for c in first.check_many([(problems[0], "  simp"), (problems[1], "  simp")])
+    )
+    live = {r["pid"] for r in requests(log)}
+    assert len(live) == 2  # both slots held by the first pool's REPLs, which stay up
+    threading.Timer(1.5, first.close).start()  # the first "job" ends after 1.5 s
+    start = time.monotonic()
+    with lean(workers=2, machine_workers=2) as second:
+        checks = second.check_many([(problems[0], "  norm_num"), (problems[1], "  ring")])
+    assert all(c.status == "correct" for c in checks)
+    assert time.monotonic() - start >= 1.4  # it waited for the slots instead of starting more REPLs
+    assert all(anon_rss_bytes(pid) is None for pid in live)
 
 
 def test_close_leaves_no_process(problems, log):

@@ -124,8 +124,10 @@ def test_lean_options_come_from_the_top_level_lean_section():
     config["verify"] = {"timeout_s": 90}  # the shared key sets every verifier's timeout...
     config["lean"].pop("timeout_s")
     assert verifier_settings(config, "minif2f")[1]["timeout_s"] == 90
-    config["lean"]["timeout_s"] = 120  # ...and the verifier's own section overrides it
+    config["lean"]["timeout_s"] = 120  # ...the verifier's own section overrides it...
     assert verifier_settings(config, "minif2f")[1]["timeout_s"] == 120
+    config["datasets"]["minif2f"]["verify"] = {"timeout_s": 300}  # ...and the dataset's, that
+    assert verifier_settings(config, "minif2f")[1]["timeout_s"] == 300
     config["lean"] = {"mode": "cloud"}
     with pytest.raises(ConfigError, match=r"lean\.mode|lean: .*cloud|'cloud'"):
         load_config(config)

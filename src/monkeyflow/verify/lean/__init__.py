@@ -97,6 +97,13 @@ class LeanVerifier(Verifier):
             "x-runtime": True,
             "description": "REPL processes (null = usable cores, at most free memory / memory_gb); each holds several GB",
         },
+        "machine_workers": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "x-runtime": True,
+            "description": "REPL workers alive at once on one machine across all jobs of this user (null = cores, at most physical memory / memory_gb): parallel verify_shard jobs wait for a free slot",
+        },
         "memory_gb": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -285,6 +292,7 @@ class LeanVerifier(Verifier):
                 memory_gb=o["memory_gb"],
                 max_proofs_per_worker=o["max_proofs_per_worker"],
                 lean_version=o["lean_version"],
+                machine_workers=o["machine_workers"],
             )
         return self._pool.run(commands)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import fcntl
 import json
 import os
 import queue
@@ -28,6 +29,8 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -130,6 +133,53 @@ def anon_rss_bytes(pid: int) -> int | None:
     return total
 
 
+class WorkerSlots:
+    """A machine-wide cap on live REPL workers, across every process of this user: one flock'ed
+    file per slot (a lock dies with its holder). Several verify_shard jobs running side by side
+    (a local `snakemake` on all cores) then never start more REPLs than the memory holds."""
+
+    def __init__(self, count: int, folder: str | None = None) -> None:
+        self.count = max(1, count)
+        self.folder = folder or os.path.join(
+            tempfile.gettempdir(), f"monkeyflow-lean-slots-{os.getuid()}"
+        )
+        os.makedirs(self.folder, exist_ok=True)
+
+    def try_acquire(self) -> int | None:
+        """A held slot (a file descriptor to release), or None when all are taken."""
+        for i in range(self.count):
+            fd = os.open(os.path.join(self.folder, f"slot-{i}"), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except OSError:
+                os.close(fd)
+        return None
+
+    @staticmethod
+    def release(fd: int) -> None:
+        os.close(fd)  # closing the descriptor drops the lock
+
+    def waiting(self, seconds: float) -> None:
+        """Say once, after a while, why nothing happens."""
+        if 10.0 <= seconds < 10.5:
+            print(
+                f"[lean] waiting for one of {self.count} REPL slots of this machine ({self.folder}), "
+                "held by other jobs' Lean workers (lean.machine_workers)",
+                file=sys.stderr,
+            )
+
+
+def machine_slots(memory_gb: float | None) -> int:
+    """REPL workers this machine holds at once: its cores, and its memory / memory_gb."""
+    cores = os.cpu_count() or 1
+    try:
+        total_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return cores
+    return max(1, min(cores, int(total_gb // memory_gb))) if memory_gb else cores
+
+
 class ReplWorker:
     """One REPL process, started on first use; knows the environment of each header it ran."""
 
@@ -151,11 +201,21 @@ class ReplWorker:
         self.envs: dict[str, int] = {}
         self.proofs = 0  # proofs checked by the current process
         self.starts = 0
+        self.slots: WorkerSlots | None = None
+        self._slot: int | None = None
+        self.index = 0
         self._buffer = b""
         self._stderr: collections.deque[str] = collections.deque(maxlen=30)
 
     # -- process --------------------------------------------------------------------------------
     def start(self) -> None:
+        waited = 0.0
+        while self.slots is not None and self._slot is None:
+            self._slot = self.slots.try_acquire()
+            if self._slot is None:  # other jobs' REPLs hold every slot: wait for one to end
+                self.slots.waiting(waited)
+                time.sleep(0.5)
+                waited += 0.5
         try:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -182,10 +242,16 @@ class ReplWorker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _release_slot(self) -> None:
+        if self._slot is not None:
+            WorkerSlots.release(self._slot)
+            self._slot = None
+
     def kill(self) -> None:
         proc, self.proc = self.proc, None
         self.envs = {}
         if proc is None:
+            self._release_slot()
             return
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -200,6 +266,7 @@ class ReplWorker:
                 pipe.close()
             except OSError:
                 pass
+        self._release_slot()
 
     def stderr_tail(self) -> str:
         lines = [line for line in self._stderr if line.strip()]
@@ -330,9 +397,11 @@ class ReplPool:
         memory_gb: float | None,
         max_proofs_per_worker: int,
         lean_version: str | None,
+        machine_workers: int | None = None,
         retries: int = 1,
     ) -> None:
         memory = int(memory_gb * 2**30) if memory_gb else None
+        self.slots = WorkerSlots(machine_workers or machine_slots(memory_gb))
         self.workers = [
             ReplWorker(
                 argv,
@@ -343,6 +412,10 @@ class ReplPool:
             )
             for _ in range(max(1, workers))
         ]
+        for index, worker in enumerate(self.workers):
+            worker.index = index
+        for worker in self.workers:
+            worker.slots = self.slots
         self.timeout_s = timeout_s
         self.max_proofs_per_worker = max_proofs_per_worker
         self.memory_bytes = memory
@@ -358,11 +431,24 @@ class ReplPool:
         for i in range(len(commands)):
             jobs.put(i)
 
+        waited = [0.0] * len(self.workers)
+
         def serve(worker: ReplWorker) -> None:
             while True:
+                if worker._slot is None:  # take a job only with a REPL slot in hand
+                    worker._slot = self.slots.try_acquire()
+                    if worker._slot is None:
+                        if jobs.empty():
+                            return
+                        self.slots.waiting(waited[worker.index])
+                        time.sleep(0.5)
+                        waited[worker.index] += 0.5
+                        continue
                 try:
                     i = jobs.get_nowait()
                 except queue.Empty:
+                    if not worker.alive:
+                        worker.kill()  # gives back a slot taken for nothing
                     return
                 results[i] = self._check(worker, commands[i])
 
@@ -447,6 +533,7 @@ __all__ = [
     "ReplPool",
     "ReplWorker",
     "StartError",
+    "WorkerSlots",
     "anon_rss_bytes",
     "repl_command",
 ]
