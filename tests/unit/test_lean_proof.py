@@ -107,6 +107,8 @@ def test_mask_hides_comments_strings_and_quoted_names_only():
         ("  exact (IO.Process.exit 0)", "IO."),
         ("  have := 1\n  decreasing_by sorry", "uses `sorry`"),
         ("  norm_num\nimport Mathlib", "`import`"),
+        ('  have : String := s!"{(by_elab pure default : String)}"\n  norm_num', "`by_elab`"),
+        ('  have h : "sorry".length = 5 := rfl\n  linarith', "uses `sorry`"),  # strings are read
     ],
 )
 def test_commands_metaprograms_and_cheats_are_refused(proof, reason):
@@ -123,7 +125,6 @@ def test_commands_metaprograms_and_cheats_are_refused(proof, reason):
         "  open Real in\n  simp [Real.sqrt_eq_iff]",
         "  set_option maxRecDepth 10000 in\n  decide",
         "  set_option maxHeartbeats 400000 in\n  norm_num",
-        '  have h : "sorry".length = 5 := rfl\n  linarith',
         "  apply Nat.le_of_lt_succ\n  exact Nat.lt_succ_self _",
         "  infer_instance",
         "  simp only [Finset.card_range, Nat.Prime]\n  <;> omega",

@@ -225,3 +225,25 @@ def test_lean_check_command(monkeypatch, capsys, log):
     out = capsys.readouterr().out
     assert "FAIL monkeyflow_false_gcd" in out and "3/6 as expected" in out
     assert "130/130 bundled statements elaborate" in out
+
+
+def test_verify_command_on_minif2f(problems, log, tmp_path):
+    import polars as pl
+
+    from monkeyflow.io import write_jsonl
+
+    samples = tmp_path / "samples.jsonl"
+    texts = ["  norm_num", "  linarith", "  stand_in_crash"]
+    write_jsonl(
+        samples,
+        [
+            {"problem_id": problems[0].problem_id, "sample_index": i, "text": t}
+            for i, t in enumerate(texts)
+        ],
+    )
+    problems_file = tmp_path / "problems.jsonl"
+    write_jsonl(problems_file, [p.to_dict() for p in problems])
+    out = tmp_path / "verdicts.parquet"
+    args = ["verify", "minif2f", str(samples), "--problems", str(problems_file), "-o", str(out)]
+    assert main([*args, "--option", f"repl={REPL}", "--option", "machine_workers=4"]) == 0
+    assert pl.read_parquet(out)["status"].to_list() == ["correct", "incorrect", "error"]

@@ -30,10 +30,11 @@ ALLOWED_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
 _IDENT_CHAR = r"[\w'!?]"
 
 
-def mask(text: str) -> str:
+def mask(text: str, strings: bool = True) -> str:
     """`text` with every comment (`--`, nested `/- -/`), string, char literal and «quoted name»
     replaced by spaces (newlines kept), so that searching the result for tokens finds only code.
-    Same length as `text`: a position in one is the same position in the other."""
+    Same length as `text`: a position in one is the same position in the other. With
+    `strings=False`, string and char literals stay (an interpolated `s!"{...}"` holds code)."""
     out = list(text)
     i, n = 0, len(text)
 
@@ -68,18 +69,21 @@ def mask(text: str) -> str:
             hashes = re.match(r"r(#*)\"", text[i:]).group(1)
             end = text.find('"' + hashes, i + 2 + len(hashes))
             end = n if end < 0 else end + 1 + len(hashes)
-            blank(i, end)
+            if strings:
+                blank(i, end)
             i = end
         elif c == '"':
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            blank(i, j + 1)
+            if strings:
+                blank(i, j + 1)
             i = j + 1
         elif c == "'" and (i == 0 or not re.match(_IDENT_CHAR, text[i - 1])):
             m = re.match(r"'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'\n])'", text[i:])
             if m:
-                blank(i, i + m.end())
+                if strings:
+                    blank(i, i + m.end())
                 i += m.end()
             else:
                 i += 1
@@ -257,8 +261,9 @@ _SET_OPTION = re.compile(r"(?<![\w'.])set_option\s+([\w.]+)")
 
 
 def screen_proof(proof: str) -> str | None:
-    """Why `proof` may not be checked (None: it may): a forbidden keyword, command or option."""
-    masked = mask(proof)
+    """Why `proof` may not be checked (None: it may): a forbidden keyword, command or option.
+    Comments are skipped, string literals are not (interpolation `s!"{...}"` runs code)."""
+    masked = mask(proof, strings=False)
     m = _FORBIDDEN.search(masked)
     if m:
         word = m.group(0)
