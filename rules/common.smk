@@ -220,6 +220,7 @@ CONTAINER_IMAGES = {
     "vllm": "monkeyflow-vllm-0.33.0.sif",
     "analysis": "monkeyflow-analysis-0.1.0.sif",
     "sandbox": "monkeyflow-sandbox-0.1.0.sif",
+    "lean": "monkeyflow-lean-4.15.0.sif",  # containers/lean.def: Lean + Mathlib + REPL
 }
 
 

@@ -4,6 +4,7 @@ monkeyflow problems DATASET -o problems.jsonl
 monkeyflow verify DATASET SAMPLES.jsonl -o verdicts.parquet
 monkeyflow passk VERDICTS.parquet... [--k 1 10 100]
 monkeyflow plan --budget 100 [1000 ...] [--unit samples|flops|dollars] [--dataset gsm8k]
+monkeyflow lean-check [--config config.yaml] [--option KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -232,6 +233,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_lean_check(args: argparse.Namespace) -> int:
+    """Check the Lean setup on 3 known-true and 3 known-false statements (exit 1 if any fails)."""
+    from monkeyflow.verify.lean.validate import check_statements, report, validate
+
+    args.dataset, args.verifier = "minif2f", None
+    verifier = verifier_for(args)
+    failures = []
+    try:
+        ok, results, seconds = validate(verifier)
+        print(report(results, seconds))
+        errors = sorted({c.detail for _, c in results if c.status == "error"})
+        for detail in errors:
+            print(f"error verdict: {detail}", file=sys.stderr)
+        if args.statements:
+            problems = get_dataset(DatasetSpec(name="minif2f")).problems()
+            failures = check_statements(verifier, problems)
+            for name, why in failures:
+                print(f"FAIL statement {name}: {why}")
+            print(f"{len(problems) - len(failures)}/{len(problems)} bundled statements elaborate")
+    finally:
+        verifier.close()
+    ok = ok and not failures
+    if not ok:
+        print(
+            "error: the Lean setup does not judge the known statements right; see docs/lean.md",
+            file=sys.stderr,
+        )
+    return 0 if ok else 1
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     import yaml
 
@@ -322,6 +353,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="?", type=Path, default=Path("results"))
     p.add_argument("--all", action="store_true", help="list the files that are fine too")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "lean-check",
+        help="check the Lean verifier's setup on 3 known-true and 3 known-false statements",
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help="take the lean options from this config"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a lean option, e.g. mode=server or repl=/path/to/repl (repeatable)",
+    )
+    p.add_argument(
+        "--statements",
+        action="store_true",
+        help="also check that all 130 bundled MiniF2F statements elaborate (with sorry)",
+    )
+    p.set_defaults(func=cmd_lean_check)
 
     p = sub.add_parser("passk", help="print pass@k from verdict files")
     p.add_argument("verdicts", nargs="+", type=Path)

@@ -177,6 +177,7 @@ DATASETS.add("math", "monkeyflow.data.math:MATH")
 DATASETS.add("humaneval", "monkeyflow.data.code:HumanEval")
 DATASETS.add("apps", "monkeyflow.data.code:APPS")
 DATASETS.add("codecontests", "monkeyflow.data.code:CodeContests")
+DATASETS.add("minif2f", "monkeyflow.data.minif2f:MiniF2F")
 
 
 def get_dataset(spec: DatasetSpec) -> Dataset:

@@ -128,6 +128,7 @@ VERIFIERS: Registry[type[Verifier]] = Registry(
 VERIFIERS.add("gsm8k", "monkeyflow.verify.math:GSM8KVerifier")
 VERIFIERS.add("math", "monkeyflow.verify.math:MathVerifier")
 VERIFIERS.add("code", "monkeyflow.verify.code:CodeVerifier")
+VERIFIERS.add("lean", "monkeyflow.verify.lean:LeanVerifier")
 
 
 def verifier_class(name: str) -> type[Verifier]:
