@@ -438,3 +438,62 @@ def test_garbage_never_raises(backend):
         assert isinstance(
             vm.verify_math(mth(text or "?"), "\\boxed{5}", backend=backend, timeout_s=0.3), Check
         )
+
+
+# --------------------------------------------------------------------------- bounded work
+
+MB = 1_000_000
+ADVERSARIAL = {
+    "boxed sum": "\\boxed{" + "1+" * (MB // 2) + "1}",
+    "unclosed box": "\\boxed{" + "1+" * (MB // 2),
+    "nested boxes": "\\boxed{" * (MB // 8) + "1" + "}" * (MB // 8),
+    "many boxes": "\\boxed{1} and " * (MB // 14),
+    "spaces": "\\boxed{x" + " " * MB + "= 5}",
+    "units": "\\boxed{1" + "\\text{ cm}" * (MB // 10) + "}",
+    "phrases": "The answer is " * (MB // 14),
+    "final lines": "Final Answer: The final answer is $1$. I hope it is correct.\n" * (MB // 60),
+    "braces": "{" * MB,
+    "zeros": "\\boxed{1." + "0" * MB + "1}",
+    "display": "Final Answer: The final answer is \\[" + "x" * MB,
+    "bad bytes": "\\boxed{\udcff" + "\x00\x01\x7f" * (MB // 3) + "}",
+    "4001 chars": "\\boxed{" + "1+" * 2000 + "1}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+@pytest.mark.parametrize("verifier", ["math", "gsm8k"])
+def test_one_megabyte_adversarial_answer_gets_a_verdict_in_time(verifier, name):
+    timeout_s = 1.0
+    judge = get_verifier(verifier, {"timeout_s": timeout_s} if verifier == "math" else {})
+    reference = "5" if verifier == "gsm8k" else "x^2+1"
+    t = time.monotonic()
+    check = judge.check_many([(Problem("p", verifier, "", reference), ADVERSARIAL[name])])[0]
+    assert time.monotonic() - t < timeout_s + 2
+    assert check.status in ("correct", "incorrect", "timeout")  # a verdict, never `error`
+
+
+@pytest.mark.parametrize(
+    "text", ["\\boxed{\udcff}", "\\boxed{5\x00}", "\\boxed{\x1b[31m5}", "\x00"]
+)
+def test_bad_characters_get_verdicts(text):
+    assert vm.verify_math(mth("5"), text).status in ("incorrect", "correct")
+    assert vm.verify_gsm8k(gsm("5"), text).status in ("incorrect", "correct")
+
+
+def test_check_many_compares_each_distinct_answer_once(monkeypatch):
+    calls = []
+    real = vm.BACKENDS["math_verify"]
+
+    def counting(reference, answer):
+        calls.append(answer)
+        return real(reference, answer)
+
+    monkeypatch.setitem(vm.BACKENDS, "math_verify", counting)
+    texts = [f"Step {i}: ... so $\\boxed{{1 + x}}$" for i in range(20)]
+    texts += [f"Try {i}.\nFinal Answer: The final answer is $x+2$." for i in range(10)]
+    pairs = [(mth("x + 1"), t) for t in texts]
+    many = vm.MathVerifier().check_many(pairs)
+    assert sorted(set(calls)) == ["1 + x", "x+2"] and len(calls) == 2
+    one_by_one = [vm.verify_math(p, t) for p, t in pairs]
+    assert many == one_by_one
+    assert [c.status for c in many] == ["correct"] * 20 + ["incorrect"] * 10

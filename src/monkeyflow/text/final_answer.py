@@ -100,7 +100,7 @@ def final_answer(text: str) -> FinalAnswer | None:
         return FinalAnswer(statement.parts, statement.method, statement.note)
     if last_box is None:
         return None
-    if last_box.content is None:
+    if last_box.inner is None:
         return None  # the last box is unfinished: the final answer was never written
     group = _box_group(text, found)
     if not group:
@@ -118,15 +118,15 @@ def _box_group(text: str, found: list[Box]) -> list[str]:
     k = len(found) - 1
     while k >= 0 and len(group) < MAX_PARTS:
         box = found[k]
-        if box.content is None:
+        if box.inner is None:
             break
-        content = box.content.strip()
+        content = box.content(text).strip()
         if content:
             group.append(content)
         if k == 0:
             break
         previous = found[k - 1]
-        if previous.content is None or previous.end > box.start:
+        if previous.inner is None or previous.end > box.start:
             break  # unclosed, or a box nested around this one
         gap = text[previous.end : box.start]
         if len(gap) > MAX_SEPARATOR or not _is_separator(gap):
@@ -217,7 +217,8 @@ def _next_math(text: str, j: int, limit: int) -> int | None:
 
 def _plain_answer(text: str, i: int, limit: int) -> str | None:
     """An undelimited answer after a phrase (up to the end of the line or sentence), if it
-    states a value: it holds a digit or LaTeX, or is a single capitalised word or letter."""
+    states a value: it holds a digit, LaTeX or an operator (`p - q`), or is a single capitalised
+    word, a letter, or a choice like `(C)`."""
     line_end = _PLAIN_END.search(text, i, limit)
     raw = text[i : line_end.start() if line_end else limit].strip().rstrip(".").strip()
     if not raw or len(raw) > 200:
@@ -227,7 +228,7 @@ def _plain_answer(text: str, i: int, limit: int) -> str | None:
     number = _LEADING_NUMBER.match(raw)
     if number:  # "5 apples", "12 because ...": the number
         return number.group(1)
-    if re.search(r"[\d\\]", raw):
+    if re.search(r"[\d\\+\-*/^=]", raw):
         return raw
     if re.fullmatch(r"\(?[A-Z][A-Za-z]*\)?|\(?[a-z]\)?", raw):
         return raw
