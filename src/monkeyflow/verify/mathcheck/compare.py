@@ -6,8 +6,8 @@ In order, the first rule that decides (the `detail` of the verdict names it):
    compared: no MATH reference is a tenth as long, and parsing it would cost unbounded time.
 2. `string match`: equal normal forms (`normalize.normalize_math_answer`) -> `correct`.
 3. `numeric match` / `numeric mismatch`: both are plain numbers (`-12`, `0.5`, `\\frac{3}{4}`):
-   exactly equal -> `correct`; two unequal integers -> `incorrect` (other unequal numbers go on
-   to the backend, which may accept a rounded decimal such as 0.333333 for 1/3).
+   exactly equal -> `correct`; unequal integers or fractions -> `incorrect` (when either side
+   is a decimal the backend decides, as it may accept a rounded 0.333333 for 1/3).
    A model's `1,22` is read as the decimal 1.22 when the reference is a single number
    (`decimal comma`); with a list reference it stays the list 1, 22.
 4. Multi-part answers (several boxes of one final statement) against a tuple reference
@@ -102,7 +102,7 @@ def _check_one(
     if ref_value is not None and ans_value is not None:
         if ref_value == ans_value:
             return "correct", "numeric match" + note
-        if ref_value.denominator == 1 and ans_value.denominator == 1:
+        if "." not in ref_norm and "." not in ans_norm:  # integers and fractions: exact
             return "incorrect", "numeric mismatch" + note
     left = deadline - time.monotonic()
     if left <= 0:
