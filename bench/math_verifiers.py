@@ -10,7 +10,10 @@ Prints
  (b) equivalent-but-differently-written pairs and non-equivalent pairs built from real
      references, per category: accuracy of the verifier and of each backend alone;
  (c) milliseconds per call for each backend alone, and for the verifier (fast path included),
-     in-process (SIGALRM) and through the worker process used off the main thread.
+     in-process (SIGALRM) and through the worker process used off the main thread;
+ (d) the regression table of tests/unit/math_regression_cases.py (completions in the shapes
+     models write, labelled by hand): agreement and false positives per category
+     (`--table-only` prints just this). Exits non-zero on a false positive or < 98% agreement.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from monkeyflow.data.base import read_bundled
 from monkeyflow.data.math import reference_answer
@@ -273,14 +277,49 @@ def build_pairs(refs: list[str], per_category: int, seed: int) -> list[tuple[str
     return pairs
 
 
+def regression_table() -> bool:
+    """(d): print agreement and false positives on the regression table; True if the goal holds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from monkeyflow.verify import get_verifier
+    from tests.unit.math_regression_cases import cases
+
+    table = cases()
+    problems = [Problem(f"math-{i:05d}", "math", "", row[1]) for i, row in enumerate(table)]
+    checks = get_verifier("math").check_many(
+        [(p, row[2]) for p, row in zip(problems, table, strict=True)]
+    )
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    wrong = []
+    for row, check in zip(table, checks, strict=True):
+        family = row[0].split(" (")[0]
+        per[family][0] += 1
+        per[family][1] += check.status == row[3]
+        per[family][2] += row[3] == "incorrect" and check.status == "correct"
+        if check.status != row[3]:
+            wrong.append((row[0], row[1], row[2][-80:], check.status, check.detail))
+    print(f"\n(d) regression table: {len(table)} (reference, completion, expected) cases")
+    for family, (n, ok, fp) in sorted(per.items()):
+        print(f"  {family:60s} {ok:3d}/{n:3d}  false positives {fp}")
+    agree = sum(v[1] for v in per.values())
+    fps = sum(v[2] for v in per.values())
+    print(
+        f"  agreement {agree}/{len(table)} ({100 * agree / len(table):.1f}%), "
+        f"false positives {fps}; disagreements: {wrong[:10]}"
+    )
+    return fps == 0 and agree >= 0.98 * len(table)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--per-category", type=int, default=40)
     ap.add_argument("--timing-sample", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.table_only:
+        return 0 if regression_table() else 1
     t_start = time.perf_counter()
     rows = read_bundled("math/test.jsonl")
     refs = [reference_answer(r["solution"]) for r in rows]
@@ -430,8 +469,9 @@ def main() -> int:
         f"  math_verify('2' vs '3'): SIGALRM in-process {out['signal']:.2f} ms/call, worker process "
         f"{out['process']:.2f} ms/call (overhead {out['process'] - out['signal']:.2f} ms)"
     )
+    table_ok = regression_table()
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
-    return 0
+    return 0 if table_ok else 1
 
 
 if __name__ == "__main__":

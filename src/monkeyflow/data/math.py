@@ -6,7 +6,7 @@ from typing import Any
 
 from monkeyflow.data.base import Dataset, fewshot_chat, require_str
 from monkeyflow.records import Problem, RecordError
-from monkeyflow.verify.latex import last_boxed
+from monkeyflow.text.final_answer import final_answer
 
 # The four exemplars of the Minerva MATH prompt; each solution ends with the final-answer line
 # the verifier looks for.
@@ -46,11 +46,13 @@ MINERVA_SHOTS: list[tuple[str, str]] = [
 
 
 def reference_answer(solution: str) -> str:
-    """The gold answer of a MATH solution: its last `\\boxed{}`."""
-    answer = last_boxed(solution)
-    if answer is None or not answer.strip():
-        raise RecordError("field 'solution' has no \\boxed{} answer")
-    return answer.strip()
+    """The gold answer of a MATH solution: its final answer statement (the rule the verifier
+    reads completions with, `monkeyflow.text.final_answer`): usually the last `\\boxed{}`;
+    the boxes of a multi-part final statement (`\\boxed{-2}$ and $\\boxed{1}`) joined by ", "."""
+    found = final_answer(solution)
+    if found is None or not found.text.strip():
+        raise RecordError("field 'solution' has no final answer (no closed \\boxed{})")
+    return found.text.strip()
 
 
 class MATH(Dataset):

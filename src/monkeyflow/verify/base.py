@@ -125,7 +125,7 @@ def _checked(name: str, obj: Any) -> type[Verifier]:
 VERIFIERS: Registry[type[Verifier]] = Registry(
     "verifier", group="monkeyflow.verifiers", check=_checked
 )
-VERIFIERS.add("gsm8k", "monkeyflow.verify.math:GSM8KVerifier")
+VERIFIERS.add("gsm8k", "monkeyflow.verify.gsm8k:GSM8KVerifier")
 VERIFIERS.add("math", "monkeyflow.verify.math:MathVerifier")
 VERIFIERS.add("code", "monkeyflow.verify.code:CodeVerifier")
 VERIFIERS.add("lean", "monkeyflow.verify.lean:LeanVerifier")

@@ -1,0 +1,1 @@
+"""Text helpers shared by datasets (reference answers) and verifiers (model answers)."""
