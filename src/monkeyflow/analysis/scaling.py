@@ -1,0 +1,145 @@
+"""scaling_fit: log(coverage) = a k^b per run (paper Eq. 2-3), extrapolated with a bootstrap band."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from monkeyflow.analysis.base import LABELS, Analysis, Runs, curve_ks, labelled, stack
+from monkeyflow.metrics.scaling import PowerLawFit, extrapolate, fit_scaling
+from monkeyflow.plots.analysis import scaling_figure
+from monkeyflow.plots.style import Order
+
+FIT_SCHEMA = {
+    **LABELS,
+    "a": pl.Float64,
+    "b": pl.Float64,
+    "mae": pl.Float64,
+    "k_min": pl.Int64,
+    "k_max": pl.Int64,
+    "points": pl.Int64,
+    "problems": pl.Int64,
+    "extrapolate_to": pl.Int64,
+    "coverage_at_extrapolate": pl.Float64,
+    "lo": pl.Float64,
+    "hi": pl.Float64,
+    "level": pl.Float64,
+    "note": pl.String,
+    "a_boot": pl.List(pl.Float64),
+    "b_boot": pl.List(pl.Float64),
+}
+CURVE_SCHEMA = {
+    **LABELS,
+    "k": pl.Float64,
+    "coverage": pl.Float64,
+    "lo": pl.Float64,
+    "hi": pl.Float64,
+    "extrapolated": pl.Boolean,
+}
+
+
+def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
+    """`fits`: one row per run (a, b, mean absolute error, coverage at `fit.extrapolate_to` with
+    its band, the bootstrap refits as lists; a `note` where no fit exists); `extrapolation`: the
+    fitted and extrapolated curve per run."""
+    fit_settings, level = settings["fit"], settings["ci_level"]
+    rows, curves = [], []
+    for run in runs:
+        counts = run.counts.sort("problem_id")
+        if counts.height == 0:
+            continue
+        n, c = counts["n"].to_numpy(), counts["c"].to_numpy()
+        ks = curve_ks(int(n.max()), settings["points"])
+        try:
+            fit = fit_scaling(
+                n,
+                c,
+                ks,
+                fit_settings["k_min"],
+                fit_settings["k_max"],
+                level,
+                fit_settings["resamples"],
+                settings["seed"],
+                counts["problem_id"].to_list(),
+            )
+        except ValueError as exc:
+            print(f"[scaling] {run.dataset} x {run.model}: no fit: {exc}", file=sys.stderr)
+            rows.append(
+                {**run.labels, "problems": int(len(n)), "level": level, "note": f"no fit: {exc}"}
+            )
+            continue
+        target = fit_settings["extrapolate_to"] or 10 * fit.k_max
+        curve = extrapolate(fit, np.unique(np.geomspace(1, max(target, fit.k_max), 60)))
+        curves.append(labelled(curve, run))
+        at = extrapolate(fit, [target])
+        rows.append(
+            {
+                **run.labels,
+                "a": fit.a,
+                "b": fit.b,
+                "mae": fit.mae,
+                "k_min": fit.k_min,
+                "k_max": fit.k_max,
+                "points": fit.points,
+                "problems": int(len(n)),
+                "extrapolate_to": int(target),
+                "coverage_at_extrapolate": float(at["coverage"][0]),
+                "lo": float(at["lo"][0]),
+                "hi": float(at["hi"][0]),
+                "level": level,
+                "note": "",
+                "a_boot": fit.a_boot.tolist(),
+                "b_boot": fit.b_boot.tolist(),
+            }
+        )
+    return {
+        "fits": pl.DataFrame(rows, schema=FIT_SCHEMA),
+        "extrapolation": stack(curves, CURVE_SCHEMA),
+    }
+
+
+def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
+    """The measured coverage (the coverage_ci table's points) with the fits over it."""
+    return scaling_figure(tables["coverage_ci"], tables["extrapolation"], order, tables["fits"])
+
+
+def fit_from_row(row: Mapping[str, Any]) -> PowerLawFit:
+    """A PowerLawFit back from a row of the fits table."""
+    return PowerLawFit(
+        a=row["a"],
+        b=row["b"],
+        mae=row["mae"],
+        k_min=row["k_min"],
+        k_max=row["k_max"],
+        points=row["points"],
+        a_boot=np.asarray(row["a_boot"] or [], dtype=np.float64),
+        b_boot=np.asarray(row["b_boot"] or [], dtype=np.float64),
+        level=row["level"],
+    )
+
+
+def fits_of(table: pl.DataFrame) -> dict[tuple[str, str], PowerLawFit]:
+    """(dataset, model) -> fit, from the fits table (runs without a fit left out)."""
+    return {
+        (row["dataset"], row["model"]): fit_from_row(row)
+        for row in table.iter_rows(named=True)
+        if row["a"] is not None and np.isfinite(row["a"])
+    }
+
+
+ANALYSIS = Analysis(
+    name="scaling_fit",
+    compute=compute,
+    draw=draw,
+    tables=("fits", "extrapolation"),
+    figure="scaling",
+    reads_tables=("coverage_ci",),
+    settings=("fit", "ci_level", "seed", "points"),
+    html={"fits": "Scaling-law fits log(coverage) = a k^b"},
+    category="Scaling",
+)
