@@ -144,7 +144,8 @@ def cmd_passk(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from monkeyflow.analysis import load_fits, plan, unit_costs
+    from monkeyflow.analysis.plan import plan, unit_costs
+    from monkeyflow.analysis.scaling import fits_of
 
     if not args.fits.exists():
         print(
@@ -152,9 +153,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    fits = load_fits(args.fits)
+    fits = fits_of(pl.read_parquet(args.fits))
     if args.cost.exists():
-        costs = unit_costs(args.cost)
+        costs = unit_costs(pl.read_parquet(args.cost))
     elif args.unit == "samples":
         costs = {"samples": {key: (1.0, 0.0) for key in fits}}
     else:

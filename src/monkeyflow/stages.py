@@ -357,30 +357,3 @@ def passk_rows(
             }
         )
     return rows
-
-
-def passk_summary(
-    runs: Sequence[dict[str, Any]], out: str | os.PathLike | None = None
-) -> pl.DataFrame:
-    """`runs`: dicts with dataset, model, run, counts (path) and ks; one row per (run, k)."""
-    rows: list[dict[str, Any]] = []
-    for entry in runs:
-        counts = pl.read_parquet(entry["counts"])
-        labels = {"dataset": entry["dataset"], "model": entry["model"], "run": entry["run"]}
-        rows.extend(passk_rows(counts, entry["ks"], labels))
-    frame = pl.DataFrame(
-        rows,
-        schema={
-            "dataset": pl.String,
-            "model": pl.String,
-            "run": pl.String,
-            "k": pl.Int64,
-            "pass_at_k": pl.Float64,
-            "pass_at_k_strict": pl.Float64,
-            "problems": pl.Int64,
-            "problems_total": pl.Int64,
-        },
-    )
-    if out is not None:
-        write_parquet(out, frame)
-    return frame

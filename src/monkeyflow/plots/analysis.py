@@ -335,9 +335,9 @@ def plan_figure(
             if not drawn:
                 panel_note(
                     ax,
-                    "no scaling fit to plan with"
+                    "no scaling fit to plan with\n(a fit needs two k with coverage > 0)"
                     if unit == "samples"
-                    else f"no scaling fit or no cost in {unit}",
+                    else f"no scaling fit, or no cost in {unit}",
                 )
     figure_legend(fig)
     return fig
