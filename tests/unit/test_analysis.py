@@ -340,6 +340,7 @@ def test_runner_writes_every_file_from_the_runs_on_disk(runs, tmp_path):
             png = (out / f"{analysis.figure}.png").read_bytes()
             assert png[:8] == PNG and len(png) > 10_000, name
     assert "Coverage with 95% bootstrap intervals" in (out / "coverage_ci.html").read_text()
+    assert not (out / "observed.parquet").exists()  # figure data of scaling_fit, not a table
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary file behind
 
 
@@ -409,6 +410,8 @@ def test_an_analysis_declaration_is_checked():
         recording_analysis({}, html={"other": "T"})
     with pytest.raises(PluginError, match="both `draw` and `figure`"):
         recording_analysis({}, figure="echo")
+    with pytest.raises(PluginError, match="`figure_data` is for a figure"):
+        recording_analysis({}, figure_data=("points",))
 
 
 def test_a_new_analysis_is_one_module_and_one_line(runs, tmp_path, monkeypatch):

@@ -93,7 +93,8 @@ class Analysis:
     - `tables`: the tables `compute` returns, each written as parquet; `html`: table -> title
       (formatted with the settings) of the ones rendered as HTML for the report.
     - `figure`: the figure's name (a PNG), drawn by `draw` from the tables it computed and the
-      tables it read; `figure_rule`: when set, a separate rule of that name draws it from the
+      tables it read; `figure_data`: frames `compute` also returns only for the figure (not
+      written); `figure_rule`: when set, a separate rule of that name draws the figure from the
       written tables (the coverage figure keeps its rule, plot_coverage).
     - `sample_fields`: the sample columns it needs beyond problem_id and sample_index (texts
       are large: read them only where they are used).
@@ -105,6 +106,7 @@ class Analysis:
     tables: tuple[str, ...]
     draw: Draw | None = None
     figure: str | None = None
+    figure_data: tuple[str, ...] = ()
     reads: tuple[str, ...] = ("counts",)
     reads_tables: tuple[str, ...] = ()
     settings: tuple[str, ...] = ()
@@ -133,6 +135,10 @@ class Analysis:
             raise PluginError(f"{where}: give both `draw` and `figure`, or neither")
         if self.figure_rule and self.figure is None:
             raise PluginError(f"{where}: `figure_rule` without a figure")
+        if self.figure_data and (self.figure is None or self.figure_rule):
+            raise PluginError(
+                f"{where}: `figure_data` is for a figure drawn in the same rule as the tables"
+            )
 
 
 def _check(name: str, obj: object) -> Analysis:

@@ -168,19 +168,21 @@ def _settings(analysis: Analysis, settings: Mapping[str, Any]) -> dict[str, Any]
 def compute_tables(
     analysis: Analysis, runs: Runs, settings: Mapping[str, Any]
 ) -> dict[str, pl.DataFrame]:
-    """`analysis.compute`, checked to return exactly its declared tables as DataFrames."""
+    """`analysis.compute`, checked to return exactly its declared tables (and figure data) as
+    DataFrames."""
     tables = dict(analysis.compute(runs, settings))
-    if set(tables) != set(analysis.tables):
+    declared = {*analysis.tables, *analysis.figure_data}
+    if set(tables) != declared:
         raise ValueError(
             f"analysis {analysis.name!r} computed the tables {sorted(tables)} but declares "
-            f"{sorted(analysis.tables)}"
+            f"{sorted(declared)}"
         )
     for name, frame in tables.items():
         if not isinstance(frame, pl.DataFrame):
             raise TypeError(
                 f"analysis {analysis.name!r}: table {name!r} is a {type(frame).__name__}"
             )
-    return {name: tables[name] for name in analysis.tables}
+    return {name: tables[name] for name in (*analysis.tables, *analysis.figure_data)}
 
 
 def run_analysis(
@@ -214,7 +216,8 @@ def run_analysis(
         runs = read_runs(analysis, entries, inputs)
         read = dict(runs.tables)
         tables = compute_tables(analysis, runs, chosen)
-        for name, frame in tables.items():
+        for name in analysis.tables:
+            frame = tables[name]
             write_parquet(outputs[name], frame)
             if html_key(name) in outputs:
                 title = analysis.html[name].format(**chosen)
@@ -225,4 +228,4 @@ def run_analysis(
     if "figure" in outputs:
         fig = analysis.draw({**read, **tables}, chosen, Order.of(entries))
         save_figure(fig, outputs["figure"])
-    return tables
+    return {name: tables[name] for name in analysis.tables}

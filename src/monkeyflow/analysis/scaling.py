@@ -11,6 +11,8 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from monkeyflow.analysis.base import LABELS, Analysis, Runs, curve_ks, labelled, stack
+from monkeyflow.metrics.bootstrap import supported_ks
+from monkeyflow.metrics.passk import pass_at_k
 from monkeyflow.metrics.scaling import PowerLawFit, extrapolate, fit_scaling
 from monkeyflow.plots.analysis import scaling_figure
 from monkeyflow.plots.style import Order
@@ -43,18 +45,27 @@ CURVE_SCHEMA = {
 }
 
 
+OBSERVED_SCHEMA = {**LABELS, "k": pl.Int64, "coverage": pl.Float64}
+
+
 def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
     """`fits`: one row per run (a, b, mean absolute error, coverage at `fit.extrapolate_to` with
     its band, the bootstrap refits as lists; a `note` where no fit exists); `extrapolation`: the
-    fitted and extrapolated curve per run."""
+    fitted and extrapolated curve per run; and, for the figure, the measured coverage at the k
+    every problem has samples for (`observed`)."""
     fit_settings, level = settings["fit"], settings["ci_level"]
-    rows, curves = [], []
+    rows, curves, observed = [], [], []
     for run in runs:
         counts = run.counts.sort("problem_id")
         if counts.height == 0:
             continue
         n, c = counts["n"].to_numpy(), counts["c"].to_numpy()
+        ids = counts["problem_id"].to_list()
         ks = curve_ks(int(n.max()), settings["points"])
+        kept = supported_ks(n, ks, ids)
+        if kept:
+            coverage = pass_at_k(n, c, kept).mean(axis=0)
+            observed.append(labelled(pl.DataFrame({"k": kept, "coverage": coverage}), run))
         try:
             fit = fit_scaling(
                 n,
@@ -65,7 +76,7 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
                 level,
                 fit_settings["resamples"],
                 settings["seed"],
-                counts["problem_id"].to_list(),
+                ids,
             )
         except ValueError as exc:
             print(f"[scaling] {run.dataset} x {run.model}: no fit: {exc}", file=sys.stderr)
@@ -100,12 +111,12 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
     return {
         "fits": pl.DataFrame(rows, schema=FIT_SCHEMA),
         "extrapolation": stack(curves, CURVE_SCHEMA),
+        "observed": stack(observed, OBSERVED_SCHEMA),
     }
 
 
 def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
-    """The measured coverage (the coverage_ci table's points) with the fits over it."""
-    return scaling_figure(tables["coverage_ci"], tables["extrapolation"], order, tables["fits"])
+    return scaling_figure(tables["observed"], tables["extrapolation"], order, tables["fits"])
 
 
 def fit_from_row(row: Mapping[str, Any]) -> PowerLawFit:
@@ -138,7 +149,7 @@ ANALYSIS = Analysis(
     draw=draw,
     tables=("fits", "extrapolation"),
     figure="scaling",
-    reads_tables=("coverage_ci",),
+    figure_data=("observed",),
     settings=("fit", "ci_level", "seed", "points"),
     html={"fits": "Scaling-law fits log(coverage) = a k^b"},
     category="Scaling",

@@ -135,7 +135,7 @@ def scaling_figure(
     """Power-law fits (paper Fig. 5 analogue): measured coverage as dots, the fit solid over the
     fitted range and dashed beyond it, with the bootstrap band shaded.
 
-    `observed`: k, coverage (the coverage_ci table); `predicted`: k, coverage, lo, hi,
+    `observed`: k, coverage (measured); `predicted`: k, coverage, lo, hi,
     extrapolated (the extrapolation table); `fits` (the fits table) names runs without a fit."""
     fits = fits if fits is not None else pl.DataFrame(schema={"note": pl.String})
     order, (observed, predicted, fits) = _setup(order, observed, predicted, fits)
