@@ -4,6 +4,8 @@ that reads the files, writes every table and figure, and checks what an analysis
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from dataclasses import replace
 
@@ -451,3 +453,18 @@ def test_html_table_escapes_and_formats(tmp_path):
     write_html_table(frame, tmp_path / "t.html", "T")
     text = (tmp_path / "t.html").read_text()
     assert "&lt;b&gt;" in text and "0.3333" in text and "boot" not in text and "–" in text
+
+
+def test_declarations_import_no_heavy_library():
+    """Snakemake imports every declaration to parse the workflow: polars, matplotlib and scipy
+    at the top of an analysis module would cost every `snakemake` call about a second."""
+    code = (
+        "import sys\n"
+        "from monkeyflow.analysis import ANALYSES\n"
+        "for name in ANALYSES.names():\n"
+        "    ANALYSES.get(name)\n"
+        "print(sorted({'polars', 'matplotlib', 'scipy'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", "import them inside compute and draw instead"

@@ -12,7 +12,6 @@ A new analysis is one module and one line here (or an entry point in the group
 """
 
 from monkeyflow.analysis.base import ANALYSES, Analysis, RunData, Runs, curve_ks
-from monkeyflow.analysis.runner import run_analysis
 
 ANALYSES.add("passk", "monkeyflow.analysis.passk:ANALYSIS")
 ANALYSES.add("coverage_ci", "monkeyflow.analysis.coverage_ci:ANALYSIS")
@@ -23,3 +22,13 @@ ANALYSES.add("precision", "monkeyflow.analysis.precision:ANALYSIS")
 ANALYSES.add("plan", "monkeyflow.analysis.plan:ANALYSIS")
 
 __all__ = ["ANALYSES", "Analysis", "RunData", "Runs", "curve_ks", "run_analysis"]
+
+
+def __getattr__(name: str):
+    # The runner imports polars and matplotlib; the workflow imports this package to parse, so
+    # the runner is imported only when it is asked for.
+    if name == "run_analysis":
+        from monkeyflow.analysis.runner import run_analysis
+
+        return run_analysis
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

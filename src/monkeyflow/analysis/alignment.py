@@ -4,28 +4,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import polars as pl
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from monkeyflow.analysis.base import Analysis, Runs, stack
-from monkeyflow.metrics.scaling import family_alignment
-from monkeyflow.plots.analysis import alignment_figure
-from monkeyflow.plots.style import Order
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from monkeyflow.plots.style import Order
 
 ALIGNMENT_SCHEMA = {
-    "dataset": pl.String,
-    "model": pl.String,
-    "anchor": pl.Float64,
-    "k_anchor": pl.Float64,
-    "log_k_shift": pl.Float64,
+    "dataset": str,
+    "model": str,
+    "anchor": float,
+    "k_anchor": float,
+    "log_k_shift": float,
 }
 
 
 def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
     """Rows dataset, model, anchor (`alignment.anchor`, default the dataset's best pass@1),
     k_anchor (where the model's curve reaches it) and log_k_shift."""
+    import polars as pl
+
+    from monkeyflow.metrics.scaling import family_alignment
+
     table = runs.tables["coverage_ci"]
     frames = []
     for (dataset,), part in table.group_by(["dataset"], maintain_order=True):
@@ -39,6 +43,8 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
 
 
 def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
+    from monkeyflow.plots.analysis import alignment_figure
+
     return alignment_figure(tables["coverage_ci"], tables["alignment"], order)
 
 

@@ -5,21 +5,31 @@ other analyses), which `analysis:` settings it uses, which tables it writes and 
 draws. Its `compute(runs, settings)` gets the runs already read into memory (`Runs`) and returns
 one DataFrame per table; its `draw(tables, settings, order)` returns a matplotlib Figure. Neither
 touches a path: `monkeyflow.analysis.runner` reads the inputs and writes every file.
+
+The workflow imports every declaration each time Snakemake parses it (one rule per analysis), so
+this module and the analysis modules import polars, matplotlib, scipy and the metrics inside
+compute and draw, not at the top: at the top they would cost every `snakemake` call about a
+second (tests/unit/test_analysis.py checks that declarations import none of them). Table schemas
+are written with Python types (str, int, float, bool, list[float]), which polars maps to String,
+Int64, Float64, Boolean and List(Float64).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
-from matplotlib.figure import Figure
 
-from monkeyflow.plots.style import Order
-from monkeyflow.records import Problem
 from monkeyflow.registry import PluginError, Registry
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from monkeyflow.plots.style import Order
+    from monkeyflow.records import Problem
 
 # What a run entry may name, and what the runner makes of it:
 #   counts    counts.parquet -> RunData.counts (problem_id, n, c, c_strict, ...)
@@ -30,15 +40,16 @@ from monkeyflow.registry import PluginError, Registry
 #   spec      the model's config spec (price, parameters, ...) -> RunData.spec
 #   ks        the k values `passk:` asks for this run -> RunData.ks
 RUN_INPUTS = ("counts", "samples", "verdicts", "problems", "manifest", "spec", "ks")
+# The columns of RunData.samples: problem_id, sample_index and the fields an analysis asks for.
 SAMPLE_FIELDS = {
-    "problem_id": pl.String,
-    "sample_index": pl.Int64,
-    "text": pl.String,
-    "prompt_tokens": pl.Int64,
-    "completion_tokens": pl.Int64,
-    "cumulative_logprob": pl.Float64,
+    "problem_id": str,
+    "sample_index": int,
+    "text": str,
+    "prompt_tokens": int,
+    "completion_tokens": int,
+    "cumulative_logprob": float,
 }
-LABELS = {"dataset": pl.String, "model": pl.String, "run": pl.String}
+LABELS = {"dataset": str, "model": str, "run": str}
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,9 @@ class Runs(Sequence[RunData]):
         return self.runs[index]
 
 
-Compute = Callable[[Runs, Mapping[str, Any]], Mapping[str, pl.DataFrame]]
-Draw = Callable[[Mapping[str, pl.DataFrame], Mapping[str, Any], Order], Figure]
+if TYPE_CHECKING:
+    Compute = Callable[[Runs, Mapping[str, Any]], Mapping[str, pl.DataFrame]]
+    Draw = Callable[[Mapping[str, pl.DataFrame], Mapping[str, Any], Order], Figure]
 
 
 @dataclass(frozen=True)
@@ -167,11 +179,15 @@ def curve_ks(k_max: int, points: int) -> list[int]:
 
 def labelled(frame: pl.DataFrame, run: RunData) -> pl.DataFrame:
     """`frame` with the run's dataset, model and run columns."""
+    import polars as pl
+
     return frame.with_columns(**{k: pl.lit(v) for k, v in run.labels.items()})
 
 
 def stack(frames: Sequence[pl.DataFrame], schema: Mapping[str, Any]) -> pl.DataFrame:
     """Frames concatenated in `schema`'s column order; an empty table of that schema if none."""
+    import polars as pl
+
     if not frames:
         return pl.DataFrame(schema=dict(schema))
     return pl.concat(frames).select(list(schema))

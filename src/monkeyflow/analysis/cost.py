@@ -4,43 +4,36 @@ target coverage per model (paper Table 1)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import polars as pl
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from monkeyflow.analysis.base import LABELS, Analysis, Runs, curve_ks
-from monkeyflow.metrics.bootstrap import supported_ks
-from monkeyflow.metrics.cost import (
-    ModelShape,
-    cost_to_reach,
-    dollars_at_k,
-    flops_at_k,
-    parameter_count,
-)
-from monkeyflow.metrics.passk import pass_at_k
-from monkeyflow.plots.analysis import coverage_flops_figure
-from monkeyflow.plots.style import Order
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from monkeyflow.metrics.cost import ModelShape
+    from monkeyflow.plots.style import Order
 
 COST_SCHEMA = {
     **LABELS,
-    "k": pl.Int64,
-    "coverage": pl.Float64,
-    "flops": pl.Float64,
-    "dollars": pl.Float64,
-    "problems": pl.Int64,
-    "flops_fixed": pl.Float64,
-    "flops_per_sample": pl.Float64,
-    "dollars_per_sample": pl.Float64,
-    "note": pl.String,
+    "k": int,
+    "coverage": float,
+    "flops": float,
+    "dollars": float,
+    "problems": int,
+    "flops_fixed": float,
+    "flops_per_sample": float,
+    "dollars_per_sample": float,
+    "note": str,
 }
 REACH_SCHEMA = {
-    "dataset": pl.String,
-    "target": pl.Float64,
-    "model": pl.String,
-    "k": pl.Float64,
-    "flops": pl.Float64,
-    "dollars": pl.Float64,
+    "dataset": str,
+    "target": float,
+    "model": str,
+    "k": float,
+    "flops": float,
+    "dollars": float,
 }
 
 
@@ -49,6 +42,8 @@ def model_shape_for(
 ) -> tuple[ModelShape | None, str]:
     """The FLOPs shape of a model: `parameters`, `layers`, `d_model` from its config spec, the
     rest from its config.json (`architecture`, {} or None when unknown); (None, why) when unknown."""
+    from monkeyflow.metrics.cost import ModelShape, parameter_count
+
     arch = architecture or {}
     layers = spec.get("layers") or arch.get("num_hidden_layers")
     d_model = spec.get("d_model") or arch.get("hidden_size")
@@ -71,6 +66,12 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
 
     FLOPs come from the measured prompt and completion tokens of every sample (`metrics.cost`),
     dollars from the model spec's `price`. Costs that cannot be computed are null with a `note`."""
+    import polars as pl
+
+    from monkeyflow.metrics.bootstrap import supported_ks
+    from monkeyflow.metrics.cost import dollars_at_k, flops_at_k
+    from monkeyflow.metrics.passk import pass_at_k
+
     share_prompt = settings["cost"]["share_prompt"]
     rows = []
     for run in runs:
@@ -133,6 +134,10 @@ def cost_to_reach_table(frame: pl.DataFrame, targets: Sequence[float]) -> pl.Dat
     """Per dataset, target and model: the k, FLOPs and dollars at which coverage first reaches the
     target (interpolated in log k; null where it never does), and each cost relative to the
     cheapest model of the dataset (paper Table 1)."""
+    import polars as pl
+
+    from monkeyflow.metrics.cost import cost_to_reach
+
     rows = []
     for (dataset, model), part in frame.sort("k").group_by(
         ["dataset", "model"], maintain_order=True
@@ -159,6 +164,8 @@ def cost_to_reach_table(frame: pl.DataFrame, targets: Sequence[float]) -> pl.Dat
 
 
 def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
+    from monkeyflow.plots.analysis import coverage_flops_figure
+
     return coverage_flops_figure(tables["cost"], order)
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import polars as pl
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from monkeyflow.analysis.base import LABELS, Analysis, Runs, curve_ks, labelled, stack
-from monkeyflow.metrics.bootstrap import COVERAGE_COLUMNS, coverage_table
-from monkeyflow.plots.analysis import coverage_ci_figure
-from monkeyflow.plots.style import Order
 
-COVERAGE_SCHEMA = {**LABELS, **COVERAGE_COLUMNS}
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from monkeyflow.plots.style import Order
 
 
 def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
@@ -22,6 +20,8 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
 
     k runs up to the fewest samples any problem of the run has; a warning names the problems
     that lack samples for larger k."""
+    from monkeyflow.metrics.bootstrap import COVERAGE_COLUMNS, coverage_table
+
     frames = []
     for run in runs:
         counts = run.counts.sort("problem_id")
@@ -38,10 +38,12 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
             problem_ids=counts["problem_id"].to_list(),
         )
         frames.append(labelled(table, run))
-    return {"coverage_ci": stack(frames, COVERAGE_SCHEMA)}
+    return {"coverage_ci": stack(frames, {**LABELS, **COVERAGE_COLUMNS})}
 
 
 def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
+    from monkeyflow.plots.analysis import coverage_ci_figure
+
     return coverage_ci_figure(tables["coverage_ci"], order)
 
 

@@ -4,29 +4,33 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import polars as pl
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from monkeyflow.analysis.base import LABELS, Analysis, Runs
-from monkeyflow.plots.analysis import passk_figure
-from monkeyflow.plots.style import Order
-from monkeyflow.stages import passk_rows
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from monkeyflow.plots.style import Order
 
 PASSK_SCHEMA = {
     **LABELS,
-    "k": pl.Int64,
-    "pass_at_k": pl.Float64,
-    "pass_at_k_strict": pl.Float64,
-    "problems": pl.Int64,
-    "problems_total": pl.Int64,
+    "k": int,
+    "pass_at_k": float,
+    "pass_at_k_strict": float,
+    "problems": int,
+    "problems_total": int,
 }
 
 
 def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
     """One row per (run, k) for the run's `ks`: pass@k and strict pass@k averaged over the
     problems with at least k samples, and how many those are."""
+    import polars as pl
+
+    from monkeyflow.stages import passk_rows
+
     rows: list[dict[str, Any]] = []
     for run in runs:
         rows.extend(passk_rows(run.counts, list(run.ks), run.labels))
@@ -34,6 +38,8 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
 
 
 def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
+    from monkeyflow.plots.analysis import passk_figure
+
     return passk_figure(tables["passk"], order)
 
 

@@ -4,32 +4,35 @@ from the scaling fits and the unit costs (the fits and cost tables)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
-from matplotlib.figure import Figure
 
 from monkeyflow.analysis.base import Analysis, Runs, stack
 from monkeyflow.analysis.scaling import fits_of
-from monkeyflow.metrics.planner import plan_budgets
-from monkeyflow.metrics.scaling import PowerLawFit
-from monkeyflow.plots.analysis import UNITS, plan_figure
-from monkeyflow.plots.style import Order
 
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from monkeyflow.metrics.scaling import PowerLawFit
+    from monkeyflow.plots.style import Order
+
+# Budget units, in the order the planner figure stacks them.
+UNITS = ("samples", "flops", "dollars")
 PLAN_SCHEMA = {
-    "dataset": pl.String,
-    "unit": pl.String,
-    "budget": pl.Float64,
-    "rank": pl.Int64,
-    "model": pl.String,
-    "k": pl.Int64,
-    "cost": pl.Float64,
-    "coverage": pl.Float64,
-    "lo": pl.Float64,
-    "hi": pl.Float64,
-    "p_best": pl.Float64,
-    "extrapolated": pl.Boolean,
+    "dataset": str,
+    "unit": str,
+    "budget": float,
+    "rank": int,
+    "model": str,
+    "k": int,
+    "cost": float,
+    "coverage": float,
+    "lo": float,
+    "hi": float,
+    "p_best": float,
+    "extrapolated": bool,
 }
 Costs = Mapping[str, Mapping[tuple[str, str], tuple[float, float]]]
 
@@ -57,6 +60,10 @@ def plan(
 ) -> pl.DataFrame:
     """For every dataset, unit and budget (per problem): the models ranked by the coverage their
     fit predicts at the largest k the budget buys, with the bootstrap band and p_best."""
+    import polars as pl
+
+    from monkeyflow.metrics.planner import plan_budgets
+
     frames = []
     datasets = sorted({d for d, _ in fits} if dataset is None else {dataset})
     for ds in datasets:
@@ -83,6 +90,8 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
 
 def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
     """Predicted coverage over a dense range spanning each unit's configured budgets."""
+    from monkeyflow.plots.analysis import plan_figure
+
     budgets = {u: v for u, v in settings["plan"].items() if v}
     dense = {u: np.geomspace(min(v), max(v), 40).tolist() for u, v in budgets.items()}
     curve = plan(fits_of(tables["fits"]), unit_costs(tables["cost"]), dense)

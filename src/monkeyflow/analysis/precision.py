@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
-from matplotlib.figure import Figure
 
 from monkeyflow.analysis.base import LABELS, Analysis, Runs, curve_ks, labelled, stack
-from monkeyflow.metrics.precision import mean_token_logprob, reward_scores, selection_curves
-from monkeyflow.plots.analysis import precision_figure
-from monkeyflow.plots.style import Order
-from monkeyflow.records import Problem
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from monkeyflow.plots.style import Order
+    from monkeyflow.records import Problem
 
 PRECISION_SCHEMA = {
     **LABELS,
-    "rule": pl.String,
-    "k": pl.Int64,
-    "success": pl.Float64,
-    "problems": pl.Int64,
+    "rule": str,
+    "k": int,
+    "success": float,
+    "problems": int,
 }
 
 
@@ -59,6 +60,10 @@ def selection_frame(
 ) -> pl.DataFrame:
     """One row per judged sample of a run: problem_id, correct, extracted, mean_logprob (only when
     every sample with an answer has one) and reward (with a reward model)."""
+    import polars as pl
+
+    from monkeyflow.metrics.precision import mean_token_logprob, reward_scores
+
     judged = verdicts.filter(pl.col("status") != "error")
     drawn = samples.select(
         "problem_id", "sample_index", "text", "cumulative_logprob", "completion_tokens"
@@ -96,6 +101,8 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
     """Success rate per run, rule and k from `precision.draws` random k-subsets per problem.
     Majority vote always; the log-probability rules when the samples carry log-probabilities;
     the reward rules with `precision.reward_model`."""
+    from monkeyflow.metrics.precision import selection_curves
+
     options = settings["precision"]
     frames = []
     for run in runs:
@@ -125,6 +132,8 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
 
 
 def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
+    from monkeyflow.plots.analysis import precision_figure
+
     return precision_figure(tables["precision"], order)
 
 

@@ -4,48 +4,46 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
-from matplotlib.figure import Figure
 
 from monkeyflow.analysis.base import LABELS, Analysis, Runs, curve_ks, labelled, stack
-from monkeyflow.metrics.bootstrap import supported_ks
-from monkeyflow.metrics.passk import pass_at_k
-from monkeyflow.metrics.scaling import PowerLawFit, extrapolate, fit_scaling
-from monkeyflow.plots.analysis import scaling_figure
-from monkeyflow.plots.style import Order
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from monkeyflow.metrics.scaling import PowerLawFit
+    from monkeyflow.plots.style import Order
 
 FIT_SCHEMA = {
     **LABELS,
-    "a": pl.Float64,
-    "b": pl.Float64,
-    "mae": pl.Float64,
-    "k_min": pl.Int64,
-    "k_max": pl.Int64,
-    "points": pl.Int64,
-    "problems": pl.Int64,
-    "extrapolate_to": pl.Int64,
-    "coverage_at_extrapolate": pl.Float64,
-    "lo": pl.Float64,
-    "hi": pl.Float64,
-    "level": pl.Float64,
-    "note": pl.String,
-    "a_boot": pl.List(pl.Float64),
-    "b_boot": pl.List(pl.Float64),
+    "a": float,
+    "b": float,
+    "mae": float,
+    "k_min": int,
+    "k_max": int,
+    "points": int,
+    "problems": int,
+    "extrapolate_to": int,
+    "coverage_at_extrapolate": float,
+    "lo": float,
+    "hi": float,
+    "level": float,
+    "note": str,
+    "a_boot": list[float],
+    "b_boot": list[float],
 }
 CURVE_SCHEMA = {
     **LABELS,
-    "k": pl.Float64,
-    "coverage": pl.Float64,
-    "lo": pl.Float64,
-    "hi": pl.Float64,
-    "extrapolated": pl.Boolean,
+    "k": float,
+    "coverage": float,
+    "lo": float,
+    "hi": float,
+    "extrapolated": bool,
 }
-
-
-OBSERVED_SCHEMA = {**LABELS, "k": pl.Int64, "coverage": pl.Float64}
+OBSERVED_SCHEMA = {**LABELS, "k": int, "coverage": float}
 
 
 def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
@@ -53,6 +51,12 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
     its band, the bootstrap refits as lists; a `note` where no fit exists); `extrapolation`: the
     fitted and extrapolated curve per run; and, for the figure, the measured coverage at the k
     every problem has samples for (`observed`)."""
+    import polars as pl
+
+    from monkeyflow.metrics.bootstrap import supported_ks
+    from monkeyflow.metrics.passk import pass_at_k
+    from monkeyflow.metrics.scaling import extrapolate, fit_scaling
+
     fit_settings, level = settings["fit"], settings["ci_level"]
     rows, curves, observed = [], [], []
     for run in runs:
@@ -116,11 +120,15 @@ def compute(runs: Runs, settings: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
 
 
 def draw(tables: Mapping[str, pl.DataFrame], settings: Mapping[str, Any], order: Order) -> Figure:
+    from monkeyflow.plots.analysis import scaling_figure
+
     return scaling_figure(tables["observed"], tables["extrapolation"], order, tables["fits"])
 
 
 def fit_from_row(row: Mapping[str, Any]) -> PowerLawFit:
     """A PowerLawFit back from a row of the fits table."""
+    from monkeyflow.metrics.scaling import PowerLawFit
+
     return PowerLawFit(
         a=row["a"],
         b=row["b"],

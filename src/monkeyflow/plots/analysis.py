@@ -16,6 +16,7 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from monkeyflow.analysis.plan import UNITS
 from monkeyflow.plots.style import (
     PALETTE,
     Order,
@@ -39,7 +40,6 @@ RULE_LABELS = {
 # A rule keeps its colour whichever other rules ran (models own the colours of other figures;
 # here the lines are rules, and the legend says so).
 RULE_COLORS = {rule: PALETTE[i] for i, rule in enumerate(list(RULE_LABELS)[1:])}
-UNITS = ("samples", "flops", "dollars")
 UNIT_LABELS = {
     "samples": "Budget (samples per problem)",
     "flops": "Budget (inference FLOPs per problem)",
