@@ -124,7 +124,7 @@ def test_a_missing_dataset_keeps_its_column_with_a_note(counts):
     order = Order(datasets=("gsm8k", "math", "humaneval"))
     fig = coverage_ci_figure(coverage_frame(counts, ("gsm8k", "humaneval")), order)
     assert [ax.get_title() for ax in fig.axes] == ["gsm8k", "math", "humaneval"]
-    assert [t.get_text() for t in fig.axes[1].texts] == ["no counts"]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["no judged samples"]
     fig = plan_figure(pl.DataFrame(schema={"dataset": pl.String, "unit": pl.String}), order)
     assert len(fig.axes) == 3 and all(ax.texts for ax in fig.axes)
 

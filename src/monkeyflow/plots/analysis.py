@@ -29,6 +29,8 @@ from monkeyflow.plots.style import (
     with_labels,
 )
 
+# An empty panel: no counts for the dataset, or every verdict an infrastructure error (n = 0).
+NO_SAMPLES = "no judged samples"
 RULE_LABELS = {
     "coverage": "Coverage (oracle)",
     "majority_vote": "Majority vote",
@@ -114,7 +116,7 @@ def _coverage_panels(
 @styled
 def coverage_ci_figure(table: pl.DataFrame, order: Order | None = None) -> Figure:
     """Coverage vs k with its bootstrap band (the coverage_ci table: k, coverage, lo, hi)."""
-    return _coverage_panels(table, order, "coverage", True, "no counts", "Coverage (pass@k)")
+    return _coverage_panels(table, order, "coverage", True, NO_SAMPLES, "Coverage (pass@k)")
 
 
 @styled
@@ -122,7 +124,7 @@ def passk_figure(passk: pl.DataFrame, order: Order | None = None, strict: bool =
     """Coverage vs k from the passk table (k, pass_at_k, pass_at_k_strict)."""
     column = "pass_at_k_strict" if strict else "pass_at_k"
     ylabel = "Coverage (pass@k), strict" if strict else "Coverage (pass@k)"
-    return _coverage_panels(passk, order, column, False, "no counts", ylabel)
+    return _coverage_panels(passk, order, column, False, NO_SAMPLES, ylabel)
 
 
 @styled
@@ -170,7 +172,7 @@ def scaling_figure(
         _title(ax, dataset)
         unfitted = part(fits, dataset=dataset).filter(pl.col("note").str.starts_with("no fit"))
         if obs_d.is_empty():
-            panel_note(ax, "no counts")
+            panel_note(ax, NO_SAMPLES)
         elif unfitted.height:
             models = ", ".join(unfitted["model"].unique(maintain_order=True).to_list())
             ax.text(
@@ -221,8 +223,8 @@ def alignment_figure(
         _title(raw, dataset, "coverage")
         _title(aligned, dataset, "aligned at the anchor")
         if c_d.is_empty():
-            panel_note(raw, "no coverage curves")
-            panel_note(aligned, "no coverage curves")
+            panel_note(raw, NO_SAMPLES)
+            panel_note(aligned, NO_SAMPLES)
     figure_legend(fig)
     return fig
 
@@ -276,7 +278,7 @@ def precision_figure(table: pl.DataFrame, order: Order | None = None) -> Figure:
                 _title(ax, dataset, model)
             coverage_axis(ax, ylabel="Success rate")
             if not drawn:
-                panel_note(ax, "no verdicts")
+                panel_note(ax, NO_SAMPLES)
     figure_legend(fig)
     return fig
 
