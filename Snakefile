@@ -21,7 +21,6 @@ include: "rules/models.smk"
 include: "rules/sampling.smk"
 include: "rules/verify.smk"
 include: "rules/metrics.smk"
-include: "rules/plots.smk"
 include: "rules/analysis.smk"
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from monkeyflow.analysis import ANALYSES
 from monkeyflow.config import (
     ConfigError,
+    analysis_settings,
     cache_path,
     dataset_spec,
     experiment_ks,
@@ -157,17 +159,29 @@ def shard_files(e, kind):
     return expand(pattern, dataset=e.dataset, model=e.model, run=e.run, shard=range(e.num_shards))
 
 
-def counts_files():
-    return [f"{e.folder}/counts.parquet" for e in EXPERIMENTS]
-
-
 def all_targets():
-    return ["results/summary/passk.parquet", "results/figures/coverage.png", *analysis_targets()]
+    # passk.parquet and figures/coverage.png come from the passk analysis (rules/analysis.smk)
+    return analysis_targets()
 
 
 # -- analysis (rules/analysis.smk) ----------------------------------------------------------
-def analysis_runs():
-    """One entry per experiment: its labels, model spec and the paths its analyses read."""
+ANALYSIS = analysis_settings(config)
+# Run entry keys that name files (inputs of the DAG); the others are values (params).
+ANALYSIS_FILE_INPUTS = ("counts", "samples", "verdicts", "problems", "manifest")
+
+
+def summary_table(table):
+    return f"results/summary/{table}.parquet"
+
+
+def _caption(name):
+    return f"../report/{name}.rst" if (Path(workflow.basedir) / "report" / f"{name}.rst").exists() else None
+
+
+@functools.cache
+def _all_analysis_runs():
+    """One entry per experiment: its labels, model spec, configured pass@k ks and the paths its
+    analyses may read."""
     runs = []
     for e in EXPERIMENTS:
         spec = config["models"][e.model]
@@ -184,30 +198,63 @@ def analysis_runs():
                 "manifest": model_manifest_file(e.model) if backend_of(e.model).needs_weights else None,
                 # only what the analyses read (cost): a backend's runtime options must not rerun them
                 "spec": {k: spec[k] for k in ("backend", "path", "price", "parameters", "layers", "d_model") if k in spec},
+                "ks": experiment_ks(config, e.num_samples),
             }
         )
     return runs
 
 
-def analysis_inputs(*kinds):
-    files = []
-    for entry in analysis_runs():
-        for kind in kinds:
-            value = entry[kind]
-            if value:
-                files.extend(value if isinstance(value, list) else [value])
-    return sorted(set(files))
+def analysis_runs(analysis, kinds=None):
+    """The run entries passed to an analysis: labels plus only what the analysis reads."""
+    kinds = analysis.reads if kinds is None else kinds
+    return [
+        {k: v for k, v in entry.items() if k in ("dataset", "model", "run", *kinds)}
+        for entry in _all_analysis_runs()
+    ]
+
+
+def analysis_inputs(analysis):
+    """Named inputs: the run files it reads (counts, shards, ...) and the tables of other analyses."""
+    inputs = {}
+    for kind in analysis.reads:
+        if kind in ANALYSIS_FILE_INPUTS:
+            files = set()
+            for entry in _all_analysis_runs():
+                value = entry[kind]
+                if value:
+                    files.update(value if isinstance(value, list) else [value])
+            inputs[kind] = sorted(files)
+    inputs.update({t: summary_table(t) for t in analysis.reads_tables})
+    return inputs
+
+
+def analysis_outputs(analysis, figure=True):
+    """Named outputs: each table's parquet and HTML rendering, and the figure (with captions)."""
+    outputs = {t: summary_table(t) for t in analysis.tables}
+    for t in analysis.html:
+        outputs[f"{t}_html"] = report(
+            f"results/tables/{t}.html", caption=_caption(f"{t}_table"), category=analysis.category
+        )
+    if figure and analysis.figure:
+        outputs["figure"] = analysis_figure(analysis)
+    return outputs
+
+
+def analysis_figure(analysis):
+    return report(
+        f"results/figures/{analysis.figure}.png",
+        caption=_caption(analysis.figure),
+        category=analysis.category,
+    )
 
 
 def analysis_targets():
-    tables = ["coverage_ci", "fits", "alignment", "cost_to_reach", "precision", "plan"]
-    figures = ["coverage_ci", "scaling", "alignment", "coverage_flops", "precision", "plan"]
-    return [f"results/summary/{t}.parquet" for t in tables] + [
-        "results/summary/cost.parquet",
-        "results/summary/extrapolation.parquet",
-        *[f"results/tables/{t}.html" for t in tables],
-        *[f"results/figures/{f}.png" for f in figures],
-    ]
+    """Every file of every registered analysis."""
+    targets = []
+    for name in ANALYSES.names():
+        analysis = ANALYSES.get(name)
+        targets += [str(path) for path in analysis_outputs(analysis).values()]
+    return targets
 
 
 # -- software: conda envs (envs/*.yaml) and Apptainer images (containers/*.def) ---------------

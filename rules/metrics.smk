@@ -16,23 +16,3 @@ rule aggregate:
     script:
         "../workflow_scripts/aggregate.py"
 
-
-rule passk:
-    input:
-        counts=counts_files(),
-    output:
-        "results/summary/passk.parquet",
-    params:
-        lineage=summary_lineage(),
-        runs=[
-            {"dataset": e.dataset, "model": e.model, "run": e.run, "ks": experiment_ks(config, e.num_samples)}
-            for e in EXPERIMENTS
-        ],
-    log:
-        "logs/passk.log",
-    conda:
-        "../envs/monkeyflow.yaml"
-    container:
-        container_image("analysis")
-    script:
-        "../workflow_scripts/passk.py"

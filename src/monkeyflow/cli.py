@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from monkeyflow.data import DatasetError, DatasetSpec, get_dataset
-from monkeyflow.io import read_jsonl, write_parquet
+from monkeyflow.io import read_jsonl, read_parquet, write_parquet
 from monkeyflow.metrics.passk import default_ks
 from monkeyflow.records import RecordError, Sample
 from monkeyflow.registry import PluginError, UnknownNameError
@@ -144,7 +144,8 @@ def cmd_passk(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from monkeyflow.analysis import load_fits, plan, unit_costs
+    from monkeyflow.analysis.plan import plan, unit_costs
+    from monkeyflow.analysis.scaling import fits_of
 
     if not args.fits.exists():
         print(
@@ -152,9 +153,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    fits = load_fits(args.fits)
+    fits = fits_of(read_parquet(args.fits))
     if args.cost.exists():
-        costs = unit_costs(args.cost)
+        costs = unit_costs(read_parquet(args.cost))
     elif args.unit == "samples":
         costs = {"samples": {key: (1.0, 0.0) for key in fits}}
     else:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from monkeyflow.cache import VerdictCache, cache_scope
@@ -321,7 +322,8 @@ def passk_rows(
     `errors_excluded`: the samples of those problems that `error` verdicts left out of n."""
     n = counts["n"].to_numpy()
     # counts written before n_excluded existed always excluded their errors
-    excluded = counts["n_excluded" if "n_excluded" in counts.columns else "n_error"].to_numpy()
+    column = next((c for c in ("n_excluded", "n_error") if c in counts.columns), None)
+    excluded = counts[column].to_numpy() if column else np.zeros(len(n), dtype=np.int64)
     rows = []
     lenient = pass_at_k(n, counts["c"].to_numpy(), ks)
     strict = pass_at_k(n, counts["c_strict"].to_numpy(), ks)
@@ -341,31 +343,3 @@ def passk_rows(
             }
         )
     return rows
-
-
-def passk_summary(
-    runs: Sequence[dict[str, Any]], out: str | os.PathLike | None = None
-) -> pl.DataFrame:
-    """`runs`: dicts with dataset, model, run, counts (path) and ks; one row per (run, k)."""
-    rows: list[dict[str, Any]] = []
-    for entry in runs:
-        counts = read_parquet(entry["counts"])
-        labels = {"dataset": entry["dataset"], "model": entry["model"], "run": entry["run"]}
-        rows.extend(passk_rows(counts, entry["ks"], labels))
-    frame = pl.DataFrame(
-        rows,
-        schema={
-            "dataset": pl.String,
-            "model": pl.String,
-            "run": pl.String,
-            "k": pl.Int64,
-            "pass_at_k": pl.Float64,
-            "pass_at_k_strict": pl.Float64,
-            "problems": pl.Int64,
-            "problems_total": pl.Int64,
-            "errors_excluded": pl.Int64,
-        },
-    )
-    if out is not None:
-        write_parquet(out, frame)
-    return frame

@@ -132,7 +132,7 @@ def read_paths(config: dict[str, Any]) -> set[str]:
     cfg.analysis_settings(rec)
     cfg.cache_path(rec)
     # the cost analysis reads a model's price and architecture keys from its spec
-    from monkeyflow.analysis import model_shape_for
+    from monkeyflow.analysis.cost import model_shape_for
     from monkeyflow.metrics.cost import price_of
 
     for name in rec["models"]:

@@ -136,7 +136,7 @@ def test_touched_scripts_and_copied_folders_plan_nothing(project, plugin_env, tm
             # is sampled or verified again
             assert not {"sample_shard", "verify_shard"} & set(parse_jobs(text)), text
     # a real change of a cheap rule's code reruns it (and what depends on it)
-    script = workflow / "workflow_scripts" / "passk.py"
+    script = workflow / "workflow_scripts" / "analysis.py"
     script.write_text(script.read_text() + "\n# changed\n")
     cmd[4] = str(project)
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **plugin_env})

@@ -1,46 +1,36 @@
-"""Analysis figures: coverage, scaling fits, family alignment, coverage vs FLOPs, precision.
+"""The figures: coverage, scaling fits, family alignment, coverage vs FLOPs, precision, planner.
 
-Each function takes the frames the metrics modules produce and returns a matplotlib Figure
-drawn on the Agg canvas (no pyplot, so no global backend or open-figure state) in a
-paper style applied only while it draws; save it with `fig.savefig(path)`.
+Each function takes the tables the analyses write (frames with dataset, model and run columns;
+a frame without them is one panel) and an `Order` (`plots.style`), and returns a matplotlib
+Figure: datasets in columns in the order's order, one colour per model, one legend below the
+panels. A dataset the order knows but a table lacks keeps its column, with a note saying why it
+is empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 
-import matplotlib as mpl
 import numpy as np
 import polars as pl
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import (
-    FuncFormatter,
-    LogLocator,
-    MaxNLocator,
-    NullFormatter,
-    PercentFormatter,
+
+from monkeyflow.analysis.plan import UNITS
+from monkeyflow.plots.style import (
+    PALETTE,
+    Order,
+    coverage_axis,
+    figure_legend,
+    new_figure,
+    panel_note,
+    part,
+    styled,
+    with_labels,
 )
 
-# Okabe-Ito: distinguishable for colour-blind readers and in greyscale print.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
-_STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linewidth": 0.6,
-    "lines.linewidth": 1.6,
-    "lines.markersize": 4,
-    "legend.frameon": False,
-}
+# An empty panel: no counts for the dataset, or every verdict an infrastructure error (n = 0).
+NO_SAMPLES = "no judged samples"
 RULE_LABELS = {
     "coverage": "Coverage (oracle)",
     "majority_vote": "Majority vote",
@@ -49,241 +39,251 @@ RULE_LABELS = {
     "reward_best_of_n": "Reward model best-of-N",
     "reward_weighted_vote": "Reward weighted vote",
 }
+# A rule keeps its colour whichever other rules ran (models own the colours of other figures;
+# here the lines are rules, and the legend says so).
+RULE_COLORS = {rule: PALETTE[i] for i, rule in enumerate(list(RULE_LABELS)[1:])}
+UNIT_LABELS = {
+    "samples": "Budget (samples per problem)",
+    "flops": "Budget (inference FLOPs per problem)",
+    "dollars": "Budget ($ per problem)",
+}
 
 
-def _figure(panels: int, width: float = 3.4, height: float = 2.8) -> tuple[Figure, list[Axes]]:
-    fig, grid = _grid(1, panels, width, height)
-    return fig, grid[0]
+def _setup(order: Order | None, *frames: pl.DataFrame) -> tuple[Order, list[pl.DataFrame]]:
+    labelled = [with_labels(f) for f in frames]
+    order = order or Order()
+    for frame in labelled:
+        order = order.extend(frame)
+    return order, labelled
 
 
-def _grid(
-    rows: int, cols: int, width: float = 3.4, height: float = 2.8
-) -> tuple[Figure, list[list[Axes]]]:
-    fig = Figure(figsize=(width * cols, height * rows), dpi=200, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, [list(row) for row in fig.subplots(rows, cols, squeeze=False)]
+def _columns(order: Order) -> tuple[str, ...]:
+    return order.datasets or ("",)
 
 
-def _coverage_axis(ax: Axes, xlabel: str = "Number of samples (k)") -> None:
-    ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("Coverage (pass@k)")
-    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
-    ax.grid(True, which="minor", alpha=0.1, linewidth=0.4)
-    ax.tick_params(which="both", direction="out")
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    _log_ticks(ax)
+def _title(ax: Axes, *parts: str) -> None:
+    text = ": ".join(p for p in parts if p)
+    if text:
+        ax.set_title(text)
 
 
-def _log_ticks(ax: Axes) -> None:
-    """Plain tick labels (8, not 2^3 or 8x10^0) on the log x axis; over less than two decades
-    matplotlib would label minor ticks in scientific form, so place denser major ticks instead:
-    powers of two for counts (samples), 1-2-5 for anything else."""
-    lo, hi = ax.get_xlim()
-    if lo > 0 and hi / lo < 100:
-        if lo >= 0.5 and hi < 1e6:
-            ax.xaxis.set_major_locator(LogLocator(base=2))
-        else:
-            narrow = hi / lo < 10  # under a decade even 1-2-5 gives one tick: space them evenly
-            ax.xaxis.set_major_locator(
-                MaxNLocator(nbins=4) if narrow else LogLocator(base=10, subs=(1.0, 2.0, 5.0))
-            )
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+def coverage_lines(
+    ax: Axes,
+    frame: pl.DataFrame,
+    order: Order,
+    x: str = "k",
+    y: str = "coverage",
+    band: bool = False,
+    markers: bool = True,
+) -> bool:
+    """One line per (model, run) of `frame` (one dataset), with its band (lo, hi) if asked;
+    False when there was nothing to draw."""
+    drawn = False
+    for s in order.series(frame):
+        line = part(frame, model=s.model, run=s.run).drop_nulls([x, y]).sort(x)
+        if line.is_empty():
+            continue
+        if band:
+            ax.fill_between(line[x], line["lo"], line["hi"], color=s.color, alpha=0.2, linewidth=0)
+        ax.plot(
+            line[x],
+            line[y],
+            color=s.color,
+            marker=s.marker if markers else None,
+            linestyle=s.linestyle,
+            label=s.label,
+        )
+        drawn = True
+    return drawn
 
 
-def _compact(value: float) -> str:
-    """8, 0.01, 2e12, 1.5e12: short tick labels for counts, dollars and FLOPs alike."""
-    if value == 0 or 1e-3 <= abs(value) < 1e6:
-        return f"{value:g}"
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return f"{float(mantissa):g}e{int(exponent)}"
-
-
-def _legend(ax: Axes, **kwargs) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(frameon=False, fontsize=8, **kwargs)
-
-
-def _draw_coverage(ax: Axes, tables: Mapping[str, pl.DataFrame]) -> None:
-    for i, (label, table) in enumerate(tables.items()):
-        color = PALETTE[i % len(PALETTE)]
-        t = table.sort("k")
-        ax.fill_between(t["k"], t["lo"], t["hi"], color=color, alpha=0.2, linewidth=0)
-        ax.plot(t["k"], t["coverage"], marker="o", color=color, label=label)
-    _coverage_axis(ax)
-    _legend(ax, loc="lower right")
-
-
-@mpl.rc_context(_STYLE)
-def coverage_figure(tables: Mapping[str, pl.DataFrame], title: str | None = None) -> Figure:
-    """Coverage vs k with its bootstrap band, one line per label (frames from `coverage_table`)."""
-    fig, (ax,) = _figure(1, width=4.2, height=3.0)
-    _draw_coverage(ax, tables)
-    if title:
-        ax.set_title(title)
+def _coverage_panels(
+    table: pl.DataFrame, order: Order | None, y: str, band: bool, empty: str, ylabel: str
+) -> Figure:
+    order, (table,) = _setup(order, table)
+    datasets = _columns(order)
+    fig, grid = new_figure(1, len(datasets))
+    for ax, dataset in zip(grid[0], datasets, strict=True):
+        drawn = coverage_lines(ax, part(table, dataset=dataset), order, y=y, band=band)
+        coverage_axis(ax, ylabel=ylabel)
+        _title(ax, dataset)
+        if not drawn:
+            panel_note(ax, empty)
+    figure_legend(fig)
     return fig
 
 
-@mpl.rc_context(_STYLE)
-def coverage_panels_figure(panels: Mapping[str, Mapping[str, pl.DataFrame]]) -> Figure:
-    """`coverage_figure` side by side: panel title (e.g. dataset) -> label -> coverage table."""
-    fig, axes = _figure(max(len(panels), 1), width=3.6, height=3.0)
-    for ax, (title, tables) in zip(axes, panels.items(), strict=False):
-        _draw_coverage(ax, tables)
-        ax.set_title(title)
-    return fig
+@styled
+def coverage_ci_figure(table: pl.DataFrame, order: Order | None = None) -> Figure:
+    """Coverage vs k with its bootstrap band (the coverage_ci table: k, coverage, lo, hi)."""
+    return _coverage_panels(table, order, "coverage", True, NO_SAMPLES, "Coverage (pass@k)")
 
 
-@mpl.rc_context(_STYLE)
-def scaling_figure(observed: pl.DataFrame, predicted: pl.DataFrame) -> Figure:
-    """Power-law fits per dataset panel and model colour (paper Fig. 5 analogue).
+@styled
+def passk_figure(passk: pl.DataFrame, order: Order | None = None, strict: bool = False) -> Figure:
+    """Coverage vs k from the passk table (k, pass_at_k, pass_at_k_strict)."""
+    column = "pass_at_k_strict" if strict else "pass_at_k"
+    ylabel = "Coverage (pass@k), strict" if strict else "Coverage (pass@k)"
+    return _coverage_panels(passk, order, column, False, NO_SAMPLES, ylabel)
 
-    `observed`: dataset, model, k, coverage (measured). `predicted`: dataset, model, k,
-    coverage, lo, hi, extrapolated (from `scaling.extrapolate`); the fit is solid over the
+
+@styled
+def scaling_figure(
+    observed: pl.DataFrame,
+    predicted: pl.DataFrame,
+    order: Order | None = None,
+    fits: pl.DataFrame | None = None,
+) -> Figure:
+    """Power-law fits (paper Fig. 5 analogue): measured coverage as dots, the fit solid over the
     fitted range and dashed beyond it, with the bootstrap band shaded.
-    """
-    datasets = observed["dataset"].unique(maintain_order=True).to_list()
-    models = observed["model"].unique(maintain_order=True).to_list()
-    fig, axes = _figure(len(datasets))
-    for ax, dataset in zip(axes, datasets, strict=True):
-        for i, model in enumerate(models):
-            color = PALETTE[i % len(PALETTE)]
-            obs = observed.filter((pl.col("dataset") == dataset) & (pl.col("model") == model)).sort(
-                "k"
+
+    `observed`: k, coverage (measured); `predicted`: k, coverage, lo, hi,
+    extrapolated (the extrapolation table); `fits` (the fits table) names runs without a fit."""
+    fits = fits if fits is not None else pl.DataFrame(schema={"note": pl.String})
+    order, (observed, predicted, fits) = _setup(order, observed, predicted, fits)
+    datasets = _columns(order)
+    fig, grid = new_figure(1, len(datasets))
+    for ax, dataset in zip(grid[0], datasets, strict=True):
+        obs_d, pred_d = part(observed, dataset=dataset), part(predicted, dataset=dataset)
+        for s in order.series(obs_d):
+            obs = part(obs_d, model=s.model, run=s.run).sort("k")
+            ax.scatter(
+                obs["k"],
+                obs["coverage"],
+                s=14,
+                color=s.color,
+                marker=s.marker,
+                zorder=3,
+                label=s.label,
             )
-            pred = predicted.filter(
-                (pl.col("dataset") == dataset) & (pl.col("model") == model)
-            ).sort("k")
-            if obs.is_empty():
-                continue
-            ax.scatter(obs["k"], obs["coverage"], s=14, color=color, zorder=3, label=model)
+            pred = part(pred_d, model=s.model, run=s.run).sort("k")
             if pred.is_empty():
                 continue
-            ax.fill_between(pred["k"], pred["lo"], pred["hi"], color=color, alpha=0.15, linewidth=0)
+            ax.fill_between(
+                pred["k"], pred["lo"], pred["hi"], color=s.color, alpha=0.15, linewidth=0
+            )
             inside = pred.filter(~pl.col("extrapolated"))
             beyond = pred.filter(pl.col("extrapolated"))
             if not inside.is_empty() and not beyond.is_empty():
                 beyond = pl.concat([inside.tail(1), beyond])  # join the two line styles
-            ax.plot(inside["k"], inside["coverage"], color=color, linewidth=1.4)
-            ax.plot(beyond["k"], beyond["coverage"], color=color, linewidth=1.4, linestyle="--")
-        _coverage_axis(ax)
-        ax.set_title(dataset)
-    _legend(axes[0], loc="lower right")
-    return fig
-
-
-@mpl.rc_context(_STYLE)
-def alignment_figure(curves: pl.DataFrame, alignment: pl.DataFrame) -> Figure:
-    """Family alignment (paper Fig. 6): raw curves, and curves shifted to pass (1, anchor).
-
-    `curves`: model, k, coverage; `alignment`: model, anchor, k_anchor (from
-    `scaling.family_alignment`); the right panel plots coverage against k / k_anchor.
-    """
-    fig, (raw, aligned) = _figure(2)
-    _draw_alignment(raw, aligned, curves, alignment)
-    return fig
-
-
-@mpl.rc_context(_STYLE)
-def alignment_panels_figure(curves: pl.DataFrame, alignment: pl.DataFrame) -> Figure:
-    """`alignment_figure` with one row of panels per dataset (both frames carry `dataset`)."""
-    datasets = curves["dataset"].unique(maintain_order=True).to_list()
-    fig, grid = _grid(max(len(datasets), 1), 2)
-    for (raw, aligned), dataset in zip(grid, datasets, strict=False):
-        _draw_alignment(
-            raw,
-            aligned,
-            curves.filter(pl.col("dataset") == dataset),
-            alignment.filter(pl.col("dataset") == dataset),
-        )
-        raw.set_title(f"{dataset}: coverage")
-        aligned.set_title(f"{dataset}: aligned at the anchor")
-    return fig
-
-
-def _draw_alignment(
-    raw: Axes, aligned: Axes, curves: pl.DataFrame, alignment: pl.DataFrame
-) -> None:
-    shifts = dict(zip(alignment["model"].to_list(), alignment["k_anchor"].to_list(), strict=True))
-    for i, model in enumerate(curves["model"].unique(maintain_order=True).to_list()):
-        color = PALETTE[i % len(PALETTE)]
-        c = curves.filter(pl.col("model") == model).sort("k")
-        raw.plot(c["k"], c["coverage"], color=color, label=model)
-        k_anchor = shifts.get(model)
-        if k_anchor is not None and np.isfinite(k_anchor):
-            aligned.plot(c["k"].to_numpy() / k_anchor, c["coverage"], color=color, label=model)
-    _coverage_axis(raw)
-    _coverage_axis(aligned, xlabel="Number of samples, shifted (k / k_anchor)")
-    if alignment.height:
-        anchor = float(alignment["anchor"][0])
-        aligned.axhline(anchor, color="0.4", linewidth=0.8, linestyle=":")
-        aligned.plot([1.0], [anchor], marker="o", color="black", zorder=4)
-    raw.set_title("Coverage")
-    aligned.set_title("Aligned at the anchor")
-    _legend(raw, loc="lower right")
-
-
-@mpl.rc_context(_STYLE)
-def coverage_flops_figure(frame: pl.DataFrame) -> Figure:
-    """Coverage vs inference FLOPs, one line per model, one panel per dataset (paper Fig. 4).
-
-    `frame`: model, flops, coverage, and optionally dataset.
-    """
-    if "dataset" not in frame.columns:
-        frame = frame.with_columns(dataset=pl.lit(""))
-    datasets = frame["dataset"].unique(maintain_order=True).to_list()
-    models = frame["model"].unique(maintain_order=True).to_list()
-    fig, axes = _figure(len(datasets))
-    for ax, dataset in zip(axes, datasets, strict=True):
-        for i, model in enumerate(models):
-            f = frame.filter((pl.col("dataset") == dataset) & (pl.col("model") == model)).sort(
-                "flops"
+            ax.plot(inside["k"], inside["coverage"], color=s.color, linewidth=1.4)
+            ax.plot(beyond["k"], beyond["coverage"], color=s.color, linewidth=1.4, linestyle="--")
+        coverage_axis(ax)
+        _title(ax, dataset)
+        unfitted = part(fits, dataset=dataset).filter(pl.col("note").str.starts_with("no fit"))
+        if obs_d.is_empty():
+            panel_note(ax, NO_SAMPLES)
+        elif unfitted.height:
+            models = ", ".join(unfitted["model"].unique(maintain_order=True).to_list())
+            ax.text(
+                0.03,
+                0.97,
+                f"no fit: {models}",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=7,
+                color="0.35",
             )
-            if not f.is_empty():
-                ax.plot(
-                    f["flops"],
-                    f["coverage"],
-                    marker="o",
-                    color=PALETTE[i % len(PALETTE)],
-                    label=model,
-                )
-        _coverage_axis(ax, xlabel="Inference FLOPs")
-        if dataset:
-            ax.set_title(dataset)
-    _legend(axes[0], loc="lower right")
+    figure_legend(fig)
     return fig
 
 
-@mpl.rc_context(_STYLE)
-def precision_figure(frame: pl.DataFrame, title: str | None = None) -> Figure:
-    """Success rate vs k of selection rules under the coverage ceiling (paper Fig. 7).
+@styled
+def alignment_figure(
+    curves: pl.DataFrame, alignment: pl.DataFrame, order: Order | None = None
+) -> Figure:
+    """Family alignment (paper Fig. 6): per dataset, the coverage curves (top) and the curves
+    shifted to pass (1, anchor) (bottom: coverage against k / k_anchor).
 
-    `frame`: rule, k, success (from `precision.selection_curves`); rule `coverage` is drawn as
-    the dashed black ceiling.
-    """
-    fig, (ax,) = _figure(1, width=4.2, height=3.0)
-    _draw_precision(ax, frame)
-    if title:
-        ax.set_title(title)
+    `curves`: k, coverage (the coverage_ci table); `alignment`: model, anchor, k_anchor (the
+    alignment table)."""
+    order, (curves, alignment) = _setup(order, curves, alignment)
+    datasets = _columns(order)
+    fig, grid = new_figure(2, len(datasets))
+    for j, dataset in enumerate(datasets):
+        raw, aligned = grid[0][j], grid[1][j]
+        c_d, a_d = part(curves, dataset=dataset), part(alignment, dataset=dataset)
+        shifts = dict(zip(a_d["model"].to_list(), a_d["k_anchor"].to_list(), strict=True))
+        shifted = []
+        for s in order.series(c_d):
+            c = part(c_d, model=s.model, run=s.run).sort("k")
+            k_anchor = shifts.get(s.model)
+            if k_anchor is not None and np.isfinite(k_anchor):
+                shifted.append(c.with_columns(k=pl.col("k") / k_anchor))
+        coverage_lines(raw, c_d, order, markers=False)
+        coverage_lines(
+            aligned, pl.concat(shifted) if shifted else c_d.clear(), order, markers=False
+        )
+        coverage_axis(raw)
+        coverage_axis(aligned, xlabel="Number of samples, shifted (k / k_anchor)")
+        if a_d.height:
+            anchor = float(a_d["anchor"][0])
+            aligned.axhline(anchor, color="0.4", linewidth=0.8, linestyle=":")
+            aligned.plot([1.0], [anchor], marker="o", color="black", zorder=4)
+        _title(raw, dataset, "coverage")
+        _title(aligned, dataset, "aligned at the anchor")
+        if c_d.is_empty():
+            panel_note(raw, NO_SAMPLES)
+            panel_note(aligned, NO_SAMPLES)
+    figure_legend(fig)
     return fig
 
 
-@mpl.rc_context(_STYLE)
-def precision_panels_figure(frames: Mapping[str, pl.DataFrame]) -> Figure:
-    """`precision_figure` side by side: panel title (e.g. dataset and model) -> rule curves."""
-    fig, axes = _figure(max(len(frames), 1), width=3.8, height=3.0)
-    for ax, (title, frame) in zip(axes, frames.items(), strict=False):
-        _draw_precision(ax, frame)
-        ax.set_title(title)
+@styled
+def coverage_flops_figure(frame: pl.DataFrame, order: Order | None = None) -> Figure:
+    """Coverage vs inference FLOPs (paper Fig. 4): frame with flops and coverage (the cost
+    table; rows with unknown FLOPs are left out)."""
+    known = frame.filter(pl.col("flops").is_not_null())
+    order, (known,) = _setup(order, known)
+    order = order.extend(with_labels(frame))
+    datasets = _columns(order)
+    fig, grid = new_figure(1, len(datasets))
+    for ax, dataset in zip(grid[0], datasets, strict=True):
+        drawn = coverage_lines(ax, part(known, dataset=dataset), order, x="flops")
+        coverage_axis(ax, xlabel="Inference FLOPs")
+        _title(ax, dataset)
+        if not drawn:
+            panel_note(ax, "FLOPs unknown")
+    figure_legend(fig)
     return fig
 
 
-def _draw_precision(ax: Axes, frame: pl.DataFrame) -> None:
-    rules = [r for r in frame["rule"].unique(maintain_order=True).to_list() if r != "coverage"]
+@styled
+def precision_figure(table: pl.DataFrame, order: Order | None = None) -> Figure:
+    """Success rate vs k of the selection rules under the coverage ceiling (paper Fig. 7): one
+    row of panels per model (and run), datasets in columns; rule `coverage` is the dashed
+    black ceiling. `table`: rule, k, success (the precision table)."""
+    order, (table,) = _setup(order, table)
+    datasets = _columns(order)
+    # Row r of a model holds its r-th run in each dataset (one row per model unless a dataset
+    # has several runs of it).
+    rows: list[tuple[str, int]] = []
+    for model in order.models or ("",):
+        most = max(
+            (len(order.series(part(table, dataset=d, model=model))) for d in datasets), default=0
+        )
+        rows += [(model, r) for r in range(max(most, 1))]
+    fig, grid = new_figure(len(rows), len(datasets), width=3.6)
+    for i, (model, rank) in enumerate(rows):
+        for j, dataset in enumerate(datasets):
+            ax = grid[i][j]
+            cell = part(table, dataset=dataset, model=model)
+            series = order.series(cell)
+            drawn = False
+            if rank < len(series):
+                s = series[rank]
+                drawn = _draw_rules(ax, part(cell, run=s.run))
+                _title(ax, dataset, s.label)
+            else:
+                _title(ax, dataset, model)
+            coverage_axis(ax, ylabel="Success rate")
+            if not drawn:
+                panel_note(ax, NO_SAMPLES)
+    figure_legend(fig)
+    return fig
+
+
+def _draw_rules(ax: Axes, frame: pl.DataFrame) -> bool:
     ceiling = frame.filter(pl.col("rule") == "coverage").sort("k")
     if not ceiling.is_empty():
         ax.plot(
@@ -293,53 +293,53 @@ def _draw_precision(ax: Axes, frame: pl.DataFrame) -> None:
             linestyle="--",
             label=RULE_LABELS["coverage"],
         )
-    for i, rule in enumerate(rules):
+    present = frame["rule"].unique(maintain_order=True).to_list()
+    for rule in [r for r in RULE_COLORS if r in present] + [
+        r for r in present if r not in RULE_LABELS
+    ]:
         f = frame.filter(pl.col("rule") == rule).sort("k")
         ax.plot(
             f["k"],
             f["success"],
             marker="o",
-            color=PALETTE[i % len(PALETTE)],
+            color=RULE_COLORS.get(rule, "0.5"),
             label=RULE_LABELS.get(rule, rule),
         )
-    _coverage_axis(ax)
-    ax.set_ylabel("Success rate")
-    _legend(ax, loc="best")
+    return frame.height > 0
 
 
-UNIT_LABELS = {
-    "samples": "Budget (samples per problem)",
-    "flops": "Budget (inference FLOPs per problem)",
-    "dollars": "Budget ($ per problem)",
-}
+@styled
+def plan_figure(
+    frame: pl.DataFrame, order: Order | None = None, units: Sequence[str] | None = None
+) -> Figure:
+    """Predicted coverage vs budget per problem: one row of panels per budget unit, datasets in
+    columns, one line per model with the fit's bootstrap band at the k each budget buys.
 
-
-@mpl.rc_context(_STYLE)
-def plan_figure(frame: pl.DataFrame) -> Figure:
-    """Predicted coverage vs budget, one panel per budget unit, one line per dataset and model.
-
-    `frame`: unit, label, budget, coverage, lo, hi (from `planner.plan_budgets` rows); the band
-    is the fit's bootstrap band at the k each budget buys.
-    """
-    units = frame["unit"].unique(maintain_order=True).to_list()
-    fig, axes = _figure(max(len(units), 1), width=3.6, height=3.0)
-    for ax, unit in zip(axes, units, strict=False):
-        part = frame.filter(pl.col("unit") == unit)
-        for i, label in enumerate(part["label"].unique(maintain_order=True).to_list()):
-            color = PALETTE[i % len(PALETTE)]
-            f = part.filter(pl.col("label") == label).sort("budget")
-            ax.fill_between(f["budget"], f["lo"], f["hi"], color=color, alpha=0.15, linewidth=0)
-            ax.plot(f["budget"], f["coverage"], color=color, label=label)
-        _coverage_axis(ax, xlabel=UNIT_LABELS.get(unit, unit))
-        ax.set_ylabel("Predicted coverage")
-        _legend(ax, loc="lower right")
-    return fig
-
-
-@mpl.rc_context(_STYLE)
-def message_figure(text: str) -> Figure:
-    """A figure that only says why there is nothing to draw (keeps every report entry present)."""
-    fig = Figure(figsize=(4.2, 1.6), dpi=200)
-    FigureCanvasAgg(fig)
-    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    `frame`: dataset, unit, model, budget, coverage, lo, hi (planner rows over a dense range of
+    budgets); `units`: the rows (default: the units in `frame`)."""
+    order, (frame,) = _setup(order, frame)
+    present = frame["unit"].unique().to_list() if "unit" in frame.columns else []
+    units = (
+        list(units)
+        if units
+        else [u for u in UNITS if u in present] + sorted(u for u in present if u not in UNITS)
+    )
+    units = units or ["samples"]
+    datasets = _columns(order)
+    fig, grid = new_figure(len(units), len(datasets))
+    for i, unit in enumerate(units):
+        for j, dataset in enumerate(datasets):
+            ax = grid[i][j]
+            cell = part(frame, dataset=dataset, unit=unit) if frame.height else frame
+            drawn = coverage_lines(ax, cell, order, x="budget", band=True, markers=False)
+            coverage_axis(ax, xlabel=UNIT_LABELS.get(unit, unit), ylabel="Predicted coverage")
+            _title(ax, dataset)
+            if not drawn:
+                panel_note(
+                    ax,
+                    "no scaling fit to plan with\n(a fit needs two k with coverage > 0)"
+                    if unit == "samples"
+                    else f"no scaling fit, or no cost in {unit}",
+                )
+    figure_legend(fig)
     return fig
