@@ -79,9 +79,19 @@ class ToyEcho(Backend):
             "x-run-key": False,
             "description": "unused",
         },
+        "delay_s": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0,
+            "x-run-key": False,
+            "description": "seconds to sleep per shard (a slow model, for fault tests)",
+        },
     }
 
     def generate(self, requests, params, run):
+        import time
+
+        time.sleep(self.options["delay_s"])
         out = []
         for r in requests:
             for i in range(r.start, r.start + r.count):
