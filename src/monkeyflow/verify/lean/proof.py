@@ -28,6 +28,11 @@ ALLOWED_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
 
 # -- lexing: what is code and what is comment or literal -------------------------------------------
 _IDENT_CHAR = r"[\w'!?]"
+# Where a comment, string, char literal, raw string or «quoted name» may start.
+_SPECIAL = re.compile(r"--|/-|\"|'|«|r#*\"")
+_COMMENT_MARK = re.compile(r"/-|-/")
+_RAW_OPEN = re.compile(r'r(#*)"')
+_CHAR_LITERAL = re.compile(r"'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'\n])'")
 
 
 def mask(text: str, strings: bool = True) -> str:
@@ -43,7 +48,13 @@ def mask(text: str, strings: bool = True) -> str:
             if out[j] != "\n":
                 out[j] = " "
 
+    # Jump from one place that may open a comment or literal to the next (linear in the text:
+    # every match and slice below starts at a position, never copies the rest of the text).
     while i < n:
+        found = _SPECIAL.search(text, i)
+        if found is None:
+            break
+        i = found.start()
         c = text[i]
         if text.startswith("--", i):
             end = text.find("\n", i)
@@ -53,21 +64,21 @@ def mask(text: str, strings: bool = True) -> str:
         elif text.startswith("/-", i):
             depth, j = 1, i + 2
             while j < n and depth:
-                if text.startswith("/-", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("-/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
+                nxt = _COMMENT_MARK.search(text, j)
+                if nxt is None:
+                    j = n
+                    break
+                depth += 1 if nxt.group() == "/-" else -1
+                j = nxt.end()
             blank(i, j)  # an unterminated comment runs to the end (Lean reports it)
             i = j
-        elif (
-            c == "r"
-            and re.match(r'r#*"', text[i:])
-            and (i == 0 or not re.match(_IDENT_CHAR, text[i - 1]))
-        ):
-            hashes = re.match(r"r(#*)\"", text[i:]).group(1)
-            end = text.find('"' + hashes, i + 2 + len(hashes))
+        elif c == "r":
+            raw = _RAW_OPEN.match(text, i)
+            if raw is None or (i > 0 and re.match(_IDENT_CHAR, text[i - 1])):
+                i += 1
+                continue
+            hashes = raw.group(1)
+            end = text.find('"' + hashes, raw.end())
             end = n if end < 0 else end + 1 + len(hashes)
             if strings:
                 blank(i, end)
@@ -80,11 +91,11 @@ def mask(text: str, strings: bool = True) -> str:
                 blank(i, j + 1)
             i = j + 1
         elif c == "'" and (i == 0 or not re.match(_IDENT_CHAR, text[i - 1])):
-            m = re.match(r"'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'\n])'", text[i:])
+            m = _CHAR_LITERAL.match(text, i)
             if m:
                 if strings:
-                    blank(i, i + m.end())
-                i += m.end()
+                    blank(i, m.end())
+                i = m.end()
             else:
                 i += 1
         elif c == "«":
