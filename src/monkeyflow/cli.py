@@ -5,6 +5,8 @@ monkeyflow verify DATASET SAMPLES.jsonl -o verdicts.parquet
 monkeyflow passk VERDICTS.parquet... [--k 1 10 100]
 monkeyflow plan --budget 100 [1000 ...] [--unit samples|flops|dollars] [--dataset gsm8k]
 monkeyflow lean-check [--config config.yaml] [--option KEY=VALUE ...]
+monkeyflow slurm-profile [--partition P] [--account A] [--dest DIR] [--force]
+monkeyflow containers build|pull [--dest DIR] [--image NAME ...]
 """
 
 from __future__ import annotations
@@ -264,6 +266,32 @@ def cmd_lean_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_slurm_profile(args: argparse.Namespace) -> int:
+    from monkeyflow.slurm import SlurmProfileError, write_profile
+
+    try:
+        path, text, warnings = write_profile(
+            args.dest,
+            partition=args.partition,
+            account=args.account,
+            status_command=args.status_command,
+            force=args.force,
+            jobs=args.jobs,
+            latency_wait=args.latency_wait,
+            retries=args.retries,
+        )
+    except SlurmProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}:\n")
+    print(text)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    hint = "slurm" if args.dest is None else str(path.parent)
+    print(f"run the workflow with: snakemake --profile {hint}", file=sys.stderr)
+    return 0
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     import yaml
 
@@ -374,6 +402,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="also check that all 130 bundled MiniF2F statements elaborate (with sorry)",
     )
     p.set_defaults(func=cmd_lean_check)
+
+    p = sub.add_parser(
+        "slurm-profile",
+        help="write the SLURM site profile for `snakemake --profile slurm` "
+        "(default: $XDG_CONFIG_HOME/snakemake/slurm/config.yaml)",
+    )
+    p.add_argument("--partition", default=None, help="default partition (else the cluster's)")
+    p.add_argument("--account", default=None, help="account to charge (else the plugin guesses)")
+    p.add_argument(
+        "--dest",
+        type=Path,
+        default=None,
+        help="write DIR/config.yaml instead (then `snakemake --profile DIR`)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing profile")
+    p.add_argument(
+        "--status-command",
+        choices=["auto", "sacct", "squeue"],
+        default="auto",
+        help="job status source (auto: sacct where accounting answers, else squeue)",
+    )
+    p.add_argument("--jobs", type=int, default=200, help="jobs in the queue at once")
+    p.add_argument("--latency-wait", type=int, default=60, help="seconds for outputs to appear")
+    p.add_argument("--retries", type=int, default=2, help="resubmissions of a failed job")
+    p.set_defaults(func=cmd_slurm_profile)
 
     p = sub.add_parser("passk", help="print pass@k from verdict files")
     p.add_argument("verdicts", nargs="+", type=Path)
