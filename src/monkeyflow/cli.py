@@ -292,6 +292,30 @@ def cmd_slurm_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_containers(args: argparse.Namespace) -> int:
+    from monkeyflow import containers
+
+    dest = args.dest if args.dest is not None else containers.default_dest()
+    try:
+        if args.action == "build":
+            results = containers.build(
+                args.lock, dest, args.image, force=args.force, build_args=args.build_arg or []
+            )
+        else:
+            results = containers.pull(args.lock, dest, args.image, force=args.force)
+    except containers.ContainerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in containers.summary(results):
+        print(line)
+    if Path(dest).resolve() != (Path(args.lock).parent).resolve():
+        print(
+            f"the workflow finds them with: export MONKEYFLOW_CONTAINERS={Path(dest).resolve()}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     import yaml
 
@@ -427,6 +451,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-wait", type=int, default=60, help="seconds for outputs to appear")
     p.add_argument("--retries", type=int, default=2, help="resubmissions of a failed job")
     p.set_defaults(func=cmd_slurm_profile)
+
+    p = sub.add_parser(
+        "containers",
+        help="build (apptainer build containers/*.def) or pull the images pinned in "
+        "containers/images.lock.yaml",
+    )
+    p.add_argument("action", choices=["build", "pull"])
+    p.add_argument(
+        "--dest",
+        type=Path,
+        default=None,
+        help="folder for the .sif files (default: $MONKEYFLOW_CONTAINERS, else containers/)",
+    )
+    p.add_argument(
+        "--image",
+        action="append",
+        default=None,
+        help="only this image (repeatable): analysis, lean, sandbox, vllm",
+    )
+    p.add_argument(
+        "--lock",
+        type=Path,
+        default=Path("containers/images.lock.yaml"),
+        help="the lock file (default: containers/images.lock.yaml; run from the checkout)",
+    )
+    p.add_argument("--force", action="store_true", help="build or pull even if up to date")
+    p.add_argument(
+        "--build-arg",
+        action="append",
+        default=None,
+        metavar="ARG",
+        help="extra argument for `apptainer build`, e.g. --build-arg=--fakeroot (repeatable)",
+    )
+    p.set_defaults(func=cmd_containers)
 
     p = sub.add_parser("passk", help="print pass@k from verdict files")
     p.add_argument("verdicts", nargs="+", type=Path)
