@@ -3,7 +3,7 @@
 # (Debian 12, run as root, no systemd needed). Idempotent: a second run while
 # the cluster is healthy is a no-op that exits 0. The cluster tests
 # (tests/cluster/) call it and cluster/stop_slurm.sh; so can a developer who
-# wants to try `snakemake --profile profiles/slurm` on one machine.
+# wants to try `snakemake --profile slurm` (after `monkeyflow slurm-profile`) on one machine.
 #
 #   SLURM_ACCOUNTING=1  also install MariaDB + slurmdbd so that `sacct` works
 #                       (snakemake-executor-plugin-slurm's default status
