@@ -148,10 +148,10 @@ def _select(images: dict[str, Image], keys: list[str] | None) -> list[Image]:
     return [images[k] for k in (keys or sorted(images))]
 
 
-def _run(cmd: list[str], what: str) -> None:
+def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
     print("+ " + " ".join(cmd), flush=True)
     try:
-        result = subprocess.run(cmd, stdin=subprocess.DEVNULL)
+        result = subprocess.run(cmd, stdin=subprocess.DEVNULL, cwd=cwd)
     except OSError as exc:
         raise ContainerError(f"{what}: cannot run {cmd[0]}: {exc}") from None
     if result.returncode != 0:
@@ -174,14 +174,16 @@ def build(
 ) -> list[tuple[Image, Path, str]]:
     """Build each selected image from its definition and record its digest in the lock.
 
-    Run from the checkout's root: the definitions copy `src/` and `pyproject.toml` from there.
+    Apptainer runs in the checkout's root (the lock's folder's parent): the definitions copy
+    `src/` and `pyproject.toml` from there.
     An image whose digest-named file already exists with the locked digest is kept (unless
     `force`). Returns (image, file, what happened) per image."""
-    lock = Path(lock)
+    lock = Path(lock).resolve()
     images = load_lock(lock)
-    folder = Path(dest)
+    folder = Path(dest).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     binary = apptainer()
+    root = lock.parent.parent  # the checkout: the definitions' %files are relative to it
     done = []
     for image in _select(images, keys):
         definition = lock.parent / image.definition
@@ -195,7 +197,8 @@ def build(
         tmp = folder / f".{image.name}-{image.version}.building.sif"
         tmp.unlink(missing_ok=True)
         try:
-            _run(build_command(binary, tmp, definition, build_args or []), f"build {image.key}")
+            cmd = build_command(binary, tmp, definition, build_args or [])
+            _run(cmd, f"build {image.key}", cwd=root)
             if not tmp.is_file():
                 raise ContainerError(f"build {image.key}: apptainer wrote no image {tmp}")
             digest = sha256_file(tmp)

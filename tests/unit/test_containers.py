@@ -22,6 +22,7 @@ from monkeyflow.verify import VERIFIERS
 REPO = Path(__file__).resolve().parents[2]
 FAKE = """#!/bin/sh
 echo "$@" >> "{log}"
+[ "$1" = "build" ] && echo "cwd $PWD" >> "{log}.cwd"
 [ "$1" = "--version" ] && {{ echo "apptainer version 1.3.6"; exit 0; }}
 [ -n "$FAKE_APPTAINER_FAIL" ] && {{ echo "FATAL: build failed" >&2; exit 255; }}
 case "$1" in
@@ -88,6 +89,8 @@ def test_build_runs_apptainer_on_each_definition_and_pins_what_it_built(
             ("vllm", "0.33.0"),
         ]
     ]
+    # run in the checkout (the lock's folder's parent), where the definitions' %files are
+    assert set(Path(f"{fake_apptainer}.cwd").read_text().splitlines()) == {f"cwd {tmp_path}"}
     images = containers.load_lock(lock)
     digest = sha(f"SIF from {lock.parent}/vllm.def\n")
     assert images["vllm"].digest == digest
