@@ -180,9 +180,9 @@ def build(
     `force`). Returns (image, file, what happened) per image."""
     lock = Path(lock).resolve()
     images = load_lock(lock)
+    binary = apptainer()
     folder = Path(dest).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    binary = apptainer()
     root = lock.parent.parent  # the checkout: the definitions' %files are relative to it
     done = []
     for image in _select(images, keys):
@@ -232,9 +232,9 @@ def pull(
             "build it with `monkeyflow containers build` (no image of this repository has "
             "been published)"
         )
+    binary = apptainer()
     folder = Path(dest)
     folder.mkdir(parents=True, exist_ok=True)
-    binary = apptainer()
     done = []
     for image in selected:
         final = folder / image.file_name()

@@ -214,10 +214,12 @@ def test_the_workflow_profile_resources_reach_sbatch(slurm_project):
 
 def test_shards_match_a_local_run(slurm_project, tmp_path, embedded_model, released):
     folder, _ = slurm_project
-    local = make_project(tmp_path / "local", base_config(released), embedded_model)
-    snakemake(local, "--until", "sample_shard")  # plain local run: the workflow profile only
     assert len(shards(folder)) == 2
-    assert shards(local) == shards(folder)
+    # one shard is enough (and half the time): a plain local run, the workflow profile only
+    first = sorted(shards(folder))[0]
+    local = make_project(tmp_path / "local", base_config(released), embedded_model)
+    snakemake(local, first)
+    assert shards(local) == {first: shards(folder)[first]}
 
 
 def test_raising_num_samples_submits_only_the_new_shards(

@@ -149,8 +149,10 @@ def test_pull_checks_the_digest(fake_apptainer, lock, tmp_path, monkeypatch, cap
 
 def test_no_apptainer_and_bad_locks_are_clear_errors(lock, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert main(["containers", "build", "--lock", str(lock), "--dest", str(tmp_path)]) == 1
+    dest = tmp_path / "sif"
+    assert main(["containers", "build", "--lock", str(lock), "--dest", str(dest)]) == 1
     assert "no `apptainer` (or `singularity`) command on PATH" in capsys.readouterr().err
+    assert not dest.exists()
     bad = tmp_path / "bad.lock.yaml"
     for text, message in [
         ("images: {x: {definition: x.def, tag: latest}}", "expected name:version"),
