@@ -45,7 +45,7 @@ class Verifier:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     options_schema: ClassVar[dict[str, Any]] = {}
-    # The container image (a key of the workflow's CONTAINER_IMAGES) verify_shard runs in.
+    # The container image (a key of containers/images.lock.yaml) verify_shard runs in.
     container: ClassVar[str] = "sandbox"
 
     def __init__(self, **options: Any) -> None:
