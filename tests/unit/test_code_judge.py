@@ -118,7 +118,7 @@ def test_humaneval_fenced_whole_function_and_early_exit(judge, humaneval):
     assert judge.verify(problem, whole).status == "correct"
     cheat = "```python\nimport sys\nsys.exit(0)\n```"
     check = judge.verify(problem, cheat)
-    assert check.status == "incorrect" and "exited early" in check.detail
+    assert check.status == "incorrect" and "exited before answering" in check.detail
 
 
 @needs_sandbox

@@ -234,7 +234,7 @@ def test_view_of_the_system(sandbox):
 def test_each_program_gets_a_fresh_folder(sandbox):
     assert sandbox.run_python("open('left.txt', 'w').write('x')").ok
     result = sandbox.run_python("import os\nprint(os.listdir('.'), os.listdir('/tmp/work'))")
-    assert result.stdout.decode().strip().startswith("[] [")
+    assert result.stdout.decode().strip().startswith("['program.py'] [")  # its own source only
     assert "left.txt" not in result.stdout.decode()
 
 

@@ -16,10 +16,13 @@ sandbox itself failed twice. The detail names the first failing test and why.
 
 from __future__ import annotations
 
+import ast
 import atexit
+import builtins
+import functools
 import re
-import secrets
 import signal
+import sys
 import threading
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
@@ -28,7 +31,16 @@ from typing import Any
 from monkeyflow.hashing import content_hash
 from monkeyflow.records import Problem
 from monkeyflow.verify.base import Check, Verifier
-from monkeyflow.verify.sandbox import Limits, RunResult, SandboxError, SandboxPool, default_workers
+from monkeyflow.verify.sandbox import (
+    Limits,
+    ProgramEnded,
+    ReplyError,
+    RunResult,
+    SandboxError,
+    SandboxPool,
+    Session,
+    default_workers,
+)
 
 JUDGE_VERSION = "code-judge-1"  # bump when a verdict for the same program and tests may change
 DEFAULT_MEMORY_BYTES = 1 << 30  # Python needs more than the C++ limits CodeContests states
@@ -101,80 +113,173 @@ def _short(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-# -- programs --------------------------------------------------------------------------------
-_CALL_HARNESS = """
+# -- call-based checks: the checker runs here, the candidate in the sandbox ------------------
+class _CallFailed(BaseException):
+    """A call could not be answered with a plain value: the program ended, or replied with
+    something that is not data. A BaseException, so a checker's `except Exception` cannot
+    swallow it; the harness also records it, so the verdict is a failure either way."""
 
-def _monkeyflow_check():
-    import ast as _ast
-    import os as _os
 
-    raw = {raw!r}
-    expected = {expected!r}
+class Candidate:
+    """Stands in for the program's function `name` in the trusted checker (HumanEval's
+    `check(candidate)`, the APPS call loop). Calling it sends the arguments to the sandboxed
+    program as data; the answer comes back as plain data rebuilt from exact built-in types
+    (None, bool, int, float, str, list, tuple, dict). An exception the program raised is raised
+    here as the built-in exception of the same name (RuntimeError for others)."""
 
-    def norm(x):
-        if isinstance(x, (list, tuple)):
-            return [norm(v) for v in x]
-        if isinstance(x, dict):
-            return {{k: norm(v) for k, v in x.items()}}
-        return x
+    def __init__(self, session: Session, name: str) -> None:
+        self._session, self.__name__ = session, name
+        self.failure: tuple[str, str] | None = None  # set on the first call that failed
 
-    def same(a, b):
-        if a == b:
-            return True
-        if isinstance(a, list) and isinstance(b, list):
-            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-        number = (int, float)
-        if isinstance(a, number) and isinstance(b, number) and not isinstance(a, bool) and not isinstance(b, bool):
-            return abs(a - b) < 1e-5
-        return False
+    def __call__(self, *args, **kwargs):
+        if self.failure is not None:
+            raise _CallFailed(self.failure[1])
+        try:
+            reply = self._session.call(self.__name__, args, kwargs)
+        except TypeError as exc:  # the checker passed something that is not plain data
+            raise RuntimeError(f"the checker's arguments cannot be sent: {exc}") from None
+        except ProgramEnded:
+            self.failure = ("ended", "the program ended before answering a call")
+            raise _CallFailed(self.failure[1]) from None
+        except ReplyError as exc:
+            self.failure = ("incorrect", f"wrong answer: {exc}")
+            raise _CallFailed(self.failure[1]) from None
+        if "value" in reply:
+            return reply["value"]
+        if "missing" in reply:
+            self.failure = ("incorrect", f"the program does not define {self.__name__}()")
+            raise _CallFailed(self.failure[1])
+        if "unsupported" in reply:
+            self.failure = (
+                "incorrect",
+                f"wrong answer: the return value is not plain data ({reply['unsupported']}); "
+                "only None, bool, int, float, str, list, tuple and dict are compared",
+            )
+            raise _CallFailed(self.failure[1])
+        kind = getattr(builtins, reply["raised"], None)
+        if not (isinstance(kind, type) and issubclass(kind, Exception)):
+            kind = RuntimeError
+        try:
+            exc = kind(reply["message"])
+        except Exception:
+            exc = RuntimeError(reply["message"])
+        exc.monkeyflow_raised = f"{reply['raised']}: {reply['message']}"
+        raise exc
 
-    def report(text):
-        _os.write(3, ({nonce!r} + " " + text).encode("utf-8", "backslashreplace"))
 
-    # APPS stores the arguments one per line, each written with str(): try them as Python
-    # literals, then as plain strings; the test passes if either reading gives the answer.
-    lines = raw.split("\\n")
+def _same(a, b) -> bool:
+    """APPS's comparison of a return value, on plain values: equal, or lists element-wise, or
+    two numbers (not bools) within 1e-5."""
+    if a == b:
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    number = (int, float)
+    if type(a) in number and type(b) in number:
+        return abs(a - b) < 1e-5
+    return False
+
+
+def _norm(x):
+    if isinstance(x, (list, tuple)):
+        return [_norm(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _norm(v) for k, v in x.items()}
+    return x
+
+
+def _apps_arguments(raw: str) -> list[list]:
+    """APPS stores the arguments one per line, each written with str(): read them as Python
+    literals, and also as plain strings when that differs (a test passes if either reading
+    gives the answer)."""
+    lines = raw.split("\n")
     parsed = []
     for line in lines:
         try:
-            parsed.append(_ast.literal_eval(line))
-        except Exception:
+            parsed.append(ast.literal_eval(line))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             parsed.append(line)
     candidates = [parsed] if parsed == lines else [parsed, lines]
     if raw == "":
         candidates.append([])
-    fn = globals().get({fn_name!r})
-    if not callable(fn):
-        report("missing")
-        return
+    return candidates
+
+
+def _apps_check(candidate: Candidate, raw: str, expected) -> tuple[str, str] | None:
     answers, errors = [], []
-    for args in candidates:
+    for args in _apps_arguments(raw):
         try:
-            got = fn(*args)
+            got = candidate(*args)
         except Exception as exc:
             errors.append(exc)
             continue
-        if same(norm(got), norm(expected)):
-            report("ok")
-            return
+        if _same(_norm(got), _norm(expected)):
+            return None
         answers.append(got)
     if not answers:
-        raise errors[0]
-    report("wrong " + repr(answers[0])[:200])
-
-
-_monkeyflow_check()
-"""
-
-
-def _humaneval_program(meta: dict, code: str, method: str | None, nonce: str) -> str:
-    # A raw completion continues the prompt's function; a fenced block is a whole function
-    # (it redefines the prompt's stub) or just its body, both valid after the prompt.
-    joiner = "" if method == "raw" else "\n"
+        exc = errors[0]
+        why = getattr(exc, "monkeyflow_raised", None) or f"{type(exc).__name__}: {exc}"
+        return "incorrect", f"runtime error: {why}"[:300]
     return (
-        f"{meta['prompt']}{joiner}{code}\n\n{meta['test']}\n\ncheck({meta['entry_point']})\n"
-        f"import os as _monkeyflow_os\n_monkeyflow_os.write(3, {nonce + ' ok'!r}.encode())\n"
+        "incorrect",
+        f"wrong answer: expected {_short(repr(expected))}, got {_short(repr(answers[0]))}",
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _humaneval_checker(prompt: str, test: str, entry_point: str):
+    """Compiled (prompt, test) of a HumanEval problem: trusted code, run on the host."""
+    return (
+        compile(prompt, "<prompt>", "exec"),
+        compile(test, "<test>", "exec"),
+        test.splitlines(),
+    )
+
+
+def _humaneval_check(candidate: Candidate, meta: dict) -> tuple[str, str] | None:
+    """HumanEval's `check(candidate)` with its asserts and semantics, in a fresh namespace on
+    the trusted side: the prompt's own definitions (helpers such as `poly`, trusted), the entry
+    point's name and `candidate` both meaning the program's function."""
+    prompt_code, test_code, lines = _humaneval_checker(
+        meta["prompt"], meta["test"], meta["entry_point"]
+    )
+    namespace: dict[str, Any] = {"__name__": "__check__", "__builtins__": builtins}
+    exec(prompt_code, namespace)
+    namespace[meta["entry_point"]] = candidate
+    exec(test_code, namespace)
+    try:
+        namespace["check"](candidate)
+    except AssertionError:
+        line = _checker_line(sys.exc_info()[2], lines)
+        return (
+            "incorrect",
+            f"wrong answer: failed {line}" if line else "wrong answer: an assertion failed",
+        )
+    except Exception as exc:
+        why = getattr(exc, "monkeyflow_raised", None)
+        if why:
+            return "incorrect", f"runtime error: {why}"[:300]
+        return "incorrect", f"wrong answer: the check raised {type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+def _checker_line(tb, lines: list[str]) -> str | None:
+    last = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<test>":
+            last = tb.tb_lineno
+        tb = tb.tb_next
+    if last is None or not 0 < last <= len(lines):
+        return None
+    return _short(lines[last - 1].strip(), 120)
+
+
+def _humaneval_program(meta: dict, code: str, method: str | None) -> str:
+    # A raw completion continues the prompt's function; a fenced block is a whole function
+    # (it redefines the prompt's stub) or just its body, both valid after the prompt. Only the
+    # candidate's code goes into the sandbox: the tests stay on the trusted side.
+    joiner = "" if method == "raw" else "\n"
+    return f"{meta['prompt']}{joiner}{code}\n"
 
 
 @dataclass(frozen=True)
@@ -357,30 +462,33 @@ class CodeJudge:
             if outputs_match(got, expected):
                 return None
             return "incorrect", f"wrong answer: expected {_short(expected)}, got {_short(got)}"
-        nonce = secrets.token_hex(8)
         if kind == "call":
-            program = job.code + _CALL_HARNESS.format(
-                raw=str(test["input"]), expected=_expected_return(test["output"]),
-                fn_name=meta["fn_name"], nonce=nonce,
-            )  # fmt: skip
+            program, module = job.code, "solution"
         else:
-            program = _humaneval_program(meta, job.code, job.method, nonce)
-        run = sandbox.run_python(program, b"", limits)
-        failure = _failure(run, limits, True)  # a checker that raises exits non-zero
-        if failure:
-            return failure
-        report = run.result.decode("utf-8", "replace")
-        if not report.startswith(nonce + " "):
-            return "incorrect", "the tests did not run to the end (the program exited early)"
-        verdict = report[len(nonce) + 1 :]
-        if verdict == "ok":
-            return None
-        if verdict == "missing":
-            return "incorrect", f"the program does not define {meta.get('fn_name')}()"
-        return (
-            "incorrect",
-            f"wrong answer: expected {_short(repr(_expected_return(test['output'])))}, got {_short(verdict[6:])}",
-        )
+            program, module = _humaneval_program(meta, job.code, job.method), "solution"
+        session = sandbox.open_session(program, limits, module=module)
+        candidate = Candidate(session, meta["fn_name"] if kind == "call" else meta["entry_point"])
+        try:
+            if kind == "call":
+                verdict = _apps_check(
+                    candidate, str(test["input"]), _expected_return(test["output"])
+                )
+            else:
+                verdict = _humaneval_check(candidate, meta)
+        except _CallFailed:
+            verdict = None  # candidate.failure says why
+        run = session.finish()
+        if candidate.failure is not None:  # recorded even if the checker swallowed it
+            if candidate.failure[0] != "ended":
+                return candidate.failure
+            failure = _failure(run, limits, True)
+            if failure:
+                return failure
+            return (
+                "incorrect",
+                f"the program exited before answering a call (exit code {run.exit_code})",
+            )
+        return verdict
 
 
 _TEST_FIELDS = (

