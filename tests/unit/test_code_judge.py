@@ -204,7 +204,14 @@ def test_cache_means_a_program_runs_once():
 
 
 @needs_sandbox
-def test_sandbox_failure_is_an_error_never_cached(monkeypatch):
+def test_a_sandbox_that_fails_the_probe_stops_the_job(monkeypatch):
+    """Infrastructure that fails a known-good probe too: no verdict (nothing cached), the job
+    fails loudly (through verify_samples as well) instead of writing `error` verdicts."""
+    from monkeyflow.records import Sample
+    from monkeyflow.stages import verify_samples
+    from monkeyflow.verify import InfrastructureFailure
+    from monkeyflow.verify.code import CodeVerifier, SandboxInfrastructureError
+
     problem = stdio([{"input": "", "output": "1"}])
     with CodeJudge(workers=1) as judge:
 
@@ -212,10 +219,33 @@ def test_sandbox_failure_is_an_error_never_cached(monkeypatch):
             raise SandboxError("the sandbox exited")
 
         monkeypatch.setattr("monkeyflow.verify.sandbox.Sandbox.run_python", broken)
-        check = judge.verify(problem, "```python\nprint(1)\n```")
-        assert check.status == "error" and "sandbox failure after 2 tries" in check.detail
+        with pytest.raises(SandboxInfrastructureError, match="probe"):
+            judge.verify(problem, "```python\nprint(1)\n```")
         assert judge.cache == {}
+        with CodeVerifier(workers=1) as verifier, pytest.raises(InfrastructureFailure):
+            verify_samples([problem], [Sample("t", 0, "```python\nprint(1)\n```")], verifier)
         monkeypatch.undo()
+        assert judge.verify(problem, "```python\nprint(1)\n```").status == "correct"
+
+
+def test_a_program_that_breaks_its_sandbox_is_incorrect(monkeypatch):
+    """The sandbox dies during one sample's run only: the probe passes in a fresh sandbox, so
+    the sample is `incorrect` with the reason (never `error`, which would drop it from n)."""
+    from monkeyflow.verify.sandbox import Sandbox
+
+    problem = stdio([{"input": "", "output": "1"}])
+    real = Sandbox.run_python
+
+    def dies_on_marker(self, source, *args, **kwargs):
+        if "BREAK" in str(source):
+            self.close()
+            raise SandboxError("the sandbox exited")
+        return real(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(Sandbox, "run_python", dies_on_marker)
+    with CodeJudge(workers=1) as judge:
+        check = judge.verify(problem, "```python\nprint('BREAK')\n```")
+        assert check.status == "incorrect" and "broke its sandbox" in check.detail
         assert judge.verify(problem, "```python\nprint(1)\n```").status == "correct"
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from monkeyflow.hashing import content_hash
 from monkeyflow.records import Problem
-from monkeyflow.verify.base import Check, Verifier
+from monkeyflow.verify.base import Check, InfrastructureFailure, Verifier
 from monkeyflow.verify.sandbox import (
     Limits,
     ProgramEnded,
@@ -47,14 +47,21 @@ DEFAULT_MEMORY_BYTES = 1 << 30  # Python needs more than the C++ limits CodeCont
 CODE_KINDS = ("stdio", "call", "humaneval")
 
 # -- extraction ------------------------------------------------------------------------------
-_FENCE_OPEN = re.compile(r"^[ \t]*```[ \t]*[\w+#.-]*[^\n`]*\n", re.M)
+# Linear in the completion: the info string after an opening fence is one `[^\n`]*` (two
+# adjacent starred classes backtracked quadratically on a long unterminated fence line).
+_FENCE_OPEN = re.compile(r"^[ \t]*```[^\n`]*\n", re.M)
 _FENCE_CLOSE = re.compile(r"^[ \t]*```[ \t]*$", re.M)
+RAW_COMPILE_BYTES = 64 << 10  # a longer unfenced completion is sent to the sandbox unchecked
 
 
 def extract_code(completion: str, prefix: str = "") -> tuple[str | None, str | None]:
     """(code, method) from a completion: the first fenced code block (`fenced`; `fenced_open`
     when the closing fence is missing), else the whole text if `prefix + text` compiles
-    (`raw`), else (None, None)."""
+    (`raw`), else (None, None).
+
+    Host work is bounded: the fence search is linear, and an unfenced completion longer than
+    `RAW_COMPILE_BYTES` is not compiled here (its `compile` could take seconds and gigabytes
+    on the trusted side) but returned as `raw`, for the sandbox to run (and reject) it."""
     opening = _FENCE_OPEN.search(completion)
     if opening:
         closing = _FENCE_CLOSE.search(completion, opening.end())
@@ -65,9 +72,11 @@ def extract_code(completion: str, prefix: str = "") -> tuple[str | None, str | N
             return completion[opening.end() : inline], "fenced"
         return completion[opening.end() :], "fenced_open"
     if completion.strip():
+        if len(prefix) + len(completion) > RAW_COMPILE_BYTES:
+            return completion, "raw"
         try:
-            compile(prefix + completion, "<completion>", "exec")
-        except (SyntaxError, ValueError):
+            compile(prefix + completion, "<completion>", "exec", dont_inherit=True)
+        except Exception:  # SyntaxError, ValueError (NUL), RecursionError, MemoryError, ...
             return None, None
         return completion, "raw"
     return None, None
@@ -282,6 +291,10 @@ def _humaneval_program(meta: dict, code: str, method: str | None) -> str:
     return f"{meta['prompt']}{joiner}{code}\n"
 
 
+class SandboxInfrastructureError(InfrastructureFailure):
+    """Fresh sandboxes fail a known-good probe program: the code verifier cannot judge."""
+
+
 @dataclass(frozen=True)
 class _Job:
     problem: Problem
@@ -344,6 +357,7 @@ class CodeJudge:
         self.check_exit_code = check_exit_code
         self.retries = retries
         self.runs = 0  # program runs done (tests), for throughput accounting
+        self.broken_sandboxes = 0  # samples judged incorrect for breaking their sandbox
 
     # -- public API ------------------------------------------------------------------------
     def verify(self, problem: Problem, completion: str) -> Check:
@@ -406,15 +420,45 @@ class CodeJudge:
 
     # -- one program -----------------------------------------------------------------------
     def _judge(self, sandbox, job: _Job) -> dict[str, str]:
+        """The verdict for one program. A run that breaks its sandbox (the zygote killed or
+        wedged, a clean-up that fails, the watchdog) makes the sandbox be replaced and a
+        known-good probe program run in the fresh one: if the probe passes, the sample broke
+        it (`incorrect`, with the reason); if the probe fails too, the sandbox is tried again
+        (`retries` times) and then `SandboxInfrastructureError` stops the whole job."""
+        failure = "no attempt"
         for _attempt in range(self.retries + 1):
             try:
                 return self._run_tests(sandbox, job)
             except SandboxError as exc:
                 failure = str(exc)
-        return {
-            "status": "error",
-            "detail": f"sandbox failure after {self.retries + 1} tries: {failure}",
-        }
+            probe = self._probe(sandbox)
+            if probe is None:
+                self.broken_sandboxes += 1
+                return {
+                    "status": "incorrect",
+                    "detail": f"the program broke its sandbox ({failure[:300]}); a known-good "
+                    "probe program passes in a fresh one",
+                }
+            failure = f"{failure[:300]}; the probe in a fresh sandbox failed too: {probe}"
+        raise SandboxInfrastructureError(
+            f"the code sandbox fails a known-good probe program after {self.retries + 1} tries: "
+            f"{failure}"
+        )
+
+    @staticmethod
+    def _probe(sandbox) -> str | None:
+        """None if a known-good program runs correctly in (a fresh) `sandbox`, else why not."""
+        try:
+            run = sandbox.run_python(
+                "import sys\nprint(sum(map(int, sys.stdin.read().split())))",
+                "20 22\n",
+                Limits(cpu_s=10, wall_s=20),
+            )
+        except SandboxError as exc:
+            return str(exc)[:300]
+        if run.ok and run.stdout == b"42\n":
+            return None
+        return f"exit code {run.exit_code}, signal {run.signal}, stdout {run.stdout[:80]!r}"
 
     def _run_tests(self, sandbox, job: _Job) -> dict[str, str]:
         meta = job.problem.metadata

