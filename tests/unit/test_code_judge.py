@@ -37,10 +37,36 @@ needs_sandbox = pytest.mark.skipif(
         ("nan", "nan", True),  # same string
         ("", "", True),
         ("", "0", False),
+        # integers never go through floats; decimals compare exactly (Decimal), within 1e-5
+        ("9007199254740992.0", "9007199254740993", False),
+        ("9007199254740993.0", "9007199254740993", True),
+        ("12345678901234567890.000001", "12345678901234567890", True),
+        ("1e999999999", "1", False),  # huge exponents: no overflow, no blow-up
+        ("1.00000000000000000001e30", "1e30", False),  # differs by 1e10
+        ("inf", "inf", True),
+        ("inf", "1e999", False),  # not numbers: strings
+        ("0x10", "16", False),
     ],
 )
 def test_outputs_match(got, expected, same):
     assert outputs_match(got, expected) is same
+
+
+@needs_sandbox
+def test_special_judge_hook(judge):
+    from monkeyflow.verify.code import output_judge
+
+    @output_judge("any_divisor_of_12")
+    def divisor(got, expected, test_input):
+        return got.strip().isdigit() and 12 % int(got) == 0
+
+    problem = stdio([{"input": "", "output": "12"}])
+    problem.metadata["output_judge"] = "any_divisor_of_12"
+    assert judge.verify(problem, "```python\nprint(3)\n```").status == "correct"
+    assert judge.verify(problem, "```python\nprint(5)\n```").status == "incorrect"
+    problem.metadata["output_judge"] = "no_such_judge"
+    with pytest.raises(ValueError, match="output_judge"):
+        judge.verify(problem, "```python\nprint(3)\n```")
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,9 @@ from __future__ import annotations
 import ast
 import atexit
 import builtins
+import decimal
 import functools
+import hashlib
 import re
 import signal
 import sys
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monkeyflow.hashing import content_hash
+from monkeyflow.io import encode_text
 from monkeyflow.records import Problem
 from monkeyflow.verify.base import Check, InfrastructureFailure, Verifier
 from monkeyflow.verify.sandbox import (
@@ -42,7 +45,7 @@ from monkeyflow.verify.sandbox import (
     default_workers,
 )
 
-JUDGE_VERSION = "code-judge-1"  # bump when a verdict for the same program and tests may change
+JUDGE_VERSION = "code-judge-2"  # bump when a verdict for the same program and tests may change
 DEFAULT_MEMORY_BYTES = 1 << 30  # Python needs more than the C++ limits CodeContests states
 CODE_KINDS = ("stdio", "call", "humaneval")
 
@@ -84,25 +87,30 @@ def extract_code(completion: str, prefix: str = "") -> tuple[str | None, str | N
 
 # -- output comparison -----------------------------------------------------------------------
 _INT = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:e[+-]?\d+)?")  # lowercased tokens
+_EXACT = decimal.Context(prec=60, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[], flags=[])
 
 
-def _number(token: str) -> int | float | None:
+def _number(token: str) -> int | decimal.Decimal | None:
+    """An integer token as int; a token written as a decimal (a point or an exponent) as an
+    exact Decimal; anything else (nan, inf, 1_000, 0x10) None."""
     if _INT.fullmatch(token):
         return int(token)
-    if "_" in token:
-        return None
-    try:
-        return float(token)
-    except ValueError:
-        return None
+    if _DECIMAL.fullmatch(token):
+        return decimal.Decimal(token)
+    return None
 
 
 def outputs_match(got: str, expected: str, tolerance: float = 1e-5) -> bool:
-    """The CodeContests rule: split on whitespace, lowercase, same token count; two ints must be
-    equal, if either is a float |a - b| < tolerance, anything else must be the same string."""
+    """The CodeContests rule, exactly: split on whitespace, lowercase, same token count; then
+    per token: the same string, or two integers equal as integers (any size, never through a
+    float), or, when either token is written as a decimal (a point or an exponent), both
+    numbers within `tolerance` of each other, computed in exact decimal arithmetic (so
+    9007199254740993 and 9007199254740992.0 differ by 1)."""
     a, b = got.lower().split(), expected.lower().split()
     if len(a) != len(b):
         return False
+    limit = decimal.Decimal(repr(tolerance))
     for x, y in zip(a, b, strict=True):
         if x == y:
             continue
@@ -112,9 +120,57 @@ def outputs_match(got: str, expected: str, tolerance: float = 1e-5) -> bool:
         if isinstance(vx, int) and isinstance(vy, int):
             if vx != vy:
                 return False
-        elif not abs(vx - vy) < tolerance:
+            continue
+        difference = _EXACT.subtract(decimal.Decimal(vx), decimal.Decimal(vy))
+        if _EXACT.compare(_EXACT.abs(difference), limit) != -1:
             return False
     return True
+
+
+# Special judges: problems with several correct outputs name one in `metadata.output_judge`
+# (options in `metadata.output_judge_options`). A judge is trusted host code: it gets the
+# program's stdout, the test's expected output and input (plain strings) and the options, and
+# returns whether the answer is right.
+OUTPUT_JUDGES: dict[str, Any] = {}
+
+
+def output_judge(name: str):
+    """Register a special judge: `@output_judge("name") def judge(got, expected, input, **options)`."""
+
+    def register(fn):
+        OUTPUT_JUDGES[name] = fn
+        return fn
+
+    return register
+
+
+@output_judge("tokens")
+def _tokens_judge(got: str, expected: str, test_input: str, tolerance: float = 1e-5) -> bool:
+    return outputs_match(got, expected, tolerance)
+
+
+@output_judge("exact")
+def _exact_judge(got: str, expected: str, test_input: str) -> bool:
+    """Byte-exact output except trailing whitespace at the end of each line and of the text."""
+    lines = lambda text: [line.rstrip() for line in text.rstrip().splitlines()]  # noqa: E731
+    return lines(got) == lines(expected)
+
+
+@output_judge("unordered_lines")
+def _unordered_lines_judge(got: str, expected: str, test_input: str) -> bool:
+    """The same lines (each compared token-wise) in any order."""
+    norm = lambda text: sorted(" ".join(line.lower().split()) for line in text.strip().splitlines())  # noqa: E731
+    return norm(got) == norm(expected)
+
+
+def _judge_output(meta: dict, got: str, expected: str, test_input: str) -> bool:
+    name = meta.get("output_judge") or "tokens"
+    judge = OUTPUT_JUDGES.get(name)
+    if judge is None:
+        raise ValueError(
+            f"metadata.output_judge: unknown special judge {name!r} (known: {', '.join(sorted(OUTPUT_JUDGES))})"
+        )
+    return bool(judge(got, expected, test_input, **(meta.get("output_judge_options") or {})))
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -349,6 +405,7 @@ class CodeJudge:
         stop_at_first_failure: bool = True,
         check_exit_code: bool = True,
         retries: int = 1,
+        max_completion_bytes: int | None = 1_000_000,
     ) -> None:
         self.workers = workers or default_workers()
         self.pool = SandboxPool(self.workers, backend=backend)
@@ -356,6 +413,7 @@ class CodeJudge:
         self.stop_at_first_failure = stop_at_first_failure
         self.check_exit_code = check_exit_code
         self.retries = retries
+        self.max_completion_bytes = max_completion_bytes
         self.runs = 0  # program runs done (tests), for throughput accounting
         self.broken_sandboxes = 0  # samples judged incorrect for breaking their sandbox
 
@@ -370,6 +428,9 @@ class CodeJudge:
         tests_keys: dict[int, str] = {}
         slots: list[tuple[str | None, str | None, str | None]] = []  # (key, code, method)
         jobs: dict[str, _Job] = {}
+        from monkeyflow.stages import oversized_check
+
+        too_big: dict[int, Check] = {}
         for problem, completion in pairs:
             meta = problem.metadata
             kind = meta.get("kind")
@@ -377,6 +438,20 @@ class CodeJudge:
                 raise ValueError(
                     f"problem {problem.problem_id}: metadata.kind must be one of {CODE_KINDS}, got {kind!r}"
                 )
+            if (meta.get("output_judge") or "tokens") not in OUTPUT_JUDGES:
+                raise ValueError(
+                    f"problem {problem.problem_id}: metadata.output_judge must be one of "
+                    f"{sorted(OUTPUT_JUDGES)}, got {meta.get('output_judge')!r}"
+                )
+            big = (
+                oversized_check(completion, self.max_completion_bytes)
+                if self.max_completion_bytes
+                else None
+            )
+            if big is not None:
+                too_big[len(slots)] = big
+                slots.append((None, None, None))
+                continue
             prefix = meta.get("prompt", "") if kind == "humaneval" else ""
             code, method = extract_code(completion, prefix)
             if code is None:
@@ -387,7 +462,8 @@ class CodeJudge:
                     {k: v for k, v in meta.items() if k in _TEST_FIELDS}
                 )
             key = content_hash(
-                [JUDGE_VERSION, tests_keys[id(problem)], code, method == "raw" and kind == "humaneval",
+                [JUDGE_VERSION, tests_keys[id(problem)], hashlib.sha256(encode_text(code)).hexdigest(),
+                 method == "raw" and kind == "humaneval",
                  self.stop_at_first_failure, self.check_exit_code]
             )  # fmt: skip
             slots.append((key, code, method))
@@ -401,7 +477,10 @@ class CodeJudge:
             if verdict["status"] != "error":
                 self.cache[key] = verdict
         out = []
-        for key, code, method in slots:
+        for index, (key, code, method) in enumerate(slots):
+            if index in too_big:
+                out.append(too_big[index])
+                continue
             if key is None:
                 out.append(Check("incorrect", None, None, "no code found in the completion"))
                 continue
@@ -503,7 +582,7 @@ class CodeJudge:
                 return failure
             got = run.stdout.decode("utf-8", "replace")
             expected = _expected_stdout(test["output"])
-            if outputs_match(got, expected):
+            if _judge_output(meta, got, expected, str(test["input"])):
                 return None
             return "incorrect", f"wrong answer: expected {_short(expected)}, got {_short(got)}"
         if kind == "call":
@@ -536,6 +615,8 @@ class CodeJudge:
 
 
 _TEST_FIELDS = (
+    "output_judge",
+    "output_judge_options",
     "kind",
     "tests",
     "fn_name",
@@ -640,6 +721,7 @@ class CodeVerifier(Verifier):
                 backend=o["sandbox"],
                 stop_at_first_failure=o["stop_at_first_failure"],
                 check_exit_code=o["check_exit_code"],
+                max_completion_bytes=o["max_completion_bytes"],
             )
         return self._judge
 

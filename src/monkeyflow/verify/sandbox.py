@@ -1112,8 +1112,9 @@ class Sandbox:
     def _send_request(self, request: dict, source, stdin, limits: Limits) -> None:
         if self._proc is None:
             self._start()
-        source = source.encode() if isinstance(source, str) else source
-        stdin = stdin.encode() if isinstance(stdin, str) else stdin
+        # lone surrogates become bytes that are not UTF-8: the program fails, the host does not
+        source = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
+        stdin = stdin.encode("utf-8", "surrogatepass") if isinstance(stdin, str) else stdin
         request = {**request, "limits": asdict(limits)}
         self._send(request, [source, stdin])
 
