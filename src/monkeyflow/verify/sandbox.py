@@ -889,6 +889,78 @@ def _count_tasks(uid: int) -> int:
     return count
 
 
+# -- the seccomp filter ------------------------------------------------------------------------
+# A classic BPF program (what `bwrap --seccomp FD` loads), assembled here for x86-64: it makes
+# these system calls fail with EPERM for the zygote and every program, and rejects the x32 ABI.
+# The numbers are x86-64's (arch/x86/entry/syscalls/syscall_64.tbl).
+SECCOMP_DENIED = {
+    "shmget": 29,  # SysV shared memory: kernel memory outside RLIMIT_AS
+    "msgget": 68,  # SysV message queues: the same
+    "ptrace": 101,
+    "mount": 165,
+    "umount2": 166,
+    "add_key": 248,  # keyrings outlive the program (the user keyring is per uid)
+    "request_key": 249,
+    "keyctl": 250,
+    "unshare": 272,  # new namespaces, a new user namespace above all
+    "perf_event_open": 298,
+    "setns": 308,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "bpf": 321,
+    "userfaultfd": 323,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "pidfd_getfd": 438,
+}
+_SYS_CLONE, _SYS_CLONE3 = 56, 435
+_CLONE_NAMESPACES = (
+    0x7E020000  # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+)
+_AUDIT_ARCH_X86_64 = 0xC000003E
+
+
+def seccomp_kafel() -> str:
+    """The same policy in nsjail's Kafel language (numbers, not names: any Kafel knows them)."""
+    denied = ", ".join(f"SYSCALL[{nr}]" for nr in sorted(SECCOMP_DENIED.values()))
+    return (
+        f"ERRNO(1) {{ {denied}, clone {{ (clone_flags & {_CLONE_NAMESPACES:#x}) != 0 }} }} "
+        f"ERRNO(38) {{ SYSCALL[{_SYS_CLONE3}] }} DEFAULT ALLOW"
+    )
+
+
+def seccomp_filter() -> bytes | None:
+    """The filter as bytes of `struct sock_filter` (None on other architectures: no filter)."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    ld_abs, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    denied = sorted(SECCOMP_DENIED.values())
+    prog: list[tuple[int, int, int, int]] = []
+    # [0] arch, [1] nr, [2] args[0] (low 32 bits on little-endian): offsets in seccomp_data
+    prog.append((ld_abs, 0, 0, 4))
+    prog.append((jeq, 1, 0, _AUDIT_ARCH_X86_64))
+    prog.append((ret, 0, 0, eperm))
+    prog.append((ld_abs, 0, 0, 0))
+    prog.append((jge, 0, 1, 0x40000000))  # x32 system calls
+    prog.append((ret, 0, 0, eperm))
+    prog.append((jeq, 0, 1, _SYS_CLONE3))  # glibc falls back to clone, whose flags we can see
+    prog.append((ret, 0, 0, enosys))
+    for i, nr in enumerate(denied):
+        # jump to the EPERM return that follows this list
+        prog.append((jeq, len(denied) - i + 3, 0, nr))
+    prog.append((jeq, 0, 2, _SYS_CLONE))
+    prog.append((ld_abs, 0, 0, 16))
+    prog.append((jset, 1, 0, _CLONE_NAMESPACES))
+    prog.append((ret, 0, 0, allow))
+    prog.append((ret, 0, 0, eperm))
+    return b"".join(struct.pack("<HBBI", *ins) for ins in prog)
+
+
 class Sandbox:
     """One sandbox with a zygote inside; runs one program at a time (not thread-safe).
 
@@ -908,8 +980,11 @@ class Sandbox:
         ro_binds: tuple[str, ...] = (),
         tmpfs_bytes: int = 256 << 20,
         grace_s: float = 10.0,
+        seccomp: bool = True,
     ) -> None:
         self.backend = resolve_backend(backend)
+        self.seccomp = seccomp
+        self._seccomp_fd: int | None = None
         self.python = python or sys.executable
         self.uid = uid
         self.ro_binds = tuple(ro_binds)
@@ -995,6 +1070,12 @@ class Sandbox:
             for path in hide:
                 cmd += ["--ro-bind", empty, path]
             cmd += ["--ro-bind", zygote, _ZYGOTE_TARGET, "--chdir", "/tmp"]
+            bpf = seccomp_filter() if self.seccomp else None
+            if bpf is not None:
+                self._seccomp_fd = os.memfd_create("seccomp", 0)
+                _write_all(self._seccomp_fd, bpf)
+                os.lseek(self._seccomp_fd, 0, os.SEEK_SET)
+                cmd += ["--seccomp", str(self._seccomp_fd)]
             if root:
                 cmd += ["--cap-drop", "ALL"] + [
                     x
@@ -1025,6 +1106,8 @@ class Sandbox:
             cmd += ["-R", path]
         for path in hide:
             cmd += ["-R", f"{empty}:{path}"]
+        if self.seccomp and seccomp_filter() is not None:
+            cmd += ["--seccomp_string", seccomp_kafel()]
         cmd += [
             "-R", f"{zygote}:{_ZYGOTE_TARGET}",
             "-B", "/dev/null", "-B", "/dev/zero", "-R", "/dev/urandom", "-R", "/dev/random",
@@ -1039,13 +1122,18 @@ class Sandbox:
         self._errfile = tempfile.TemporaryFile()
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1"}  # fmt: skip
+        extra = (self._seccomp_fd,) if self._seccomp_fd is not None else ()
         try:
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errfile,
-                env=env, start_new_session=True, close_fds=True,
+                env=env, start_new_session=True, close_fds=True, pass_fds=extra,
             )  # fmt: skip
         except OSError as exc:
             raise SandboxUnavailable(f"could not start the {self.backend} sandbox: {exc}") from None
+        finally:
+            if self._seccomp_fd is not None:
+                os.close(self._seccomp_fd)
+                self._seccomp_fd = None
         self.starts += 1
         try:
             header, _ = self._receive(time.monotonic() + 30.0)
