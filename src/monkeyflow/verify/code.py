@@ -600,7 +600,8 @@ class CodeJudge:
                 verdict = _humaneval_check(candidate, meta)
         except _CallFailed:
             verdict = None  # candidate.failure says why
-        run = session.finish()
+        finally:
+            run = session.finish()
         if candidate.failure is not None:  # recorded even if the checker swallowed it
             if candidate.failure[0] != "ended":
                 return candidate.failure

