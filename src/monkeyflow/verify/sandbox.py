@@ -449,15 +449,18 @@ def _run_one(
         os.close(null)
 
 
+_LIBC = None
+
+
 def _remove_sysv() -> None:
     """Remove every SysV shared memory segment, message queue and semaphore set of the sandbox's
     IPC namespace (private to it): none outlives the program that made it."""
-    try:
+    global _LIBC
+    if _LIBC is None:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    libc = _LIBC
     for kind, rm in (("shm", libc.shmctl), ("msg", libc.msgctl), ("sem", libc.semctl)):
         try:
             with open(f"/proc/sysvipc/{kind}") as fh:
