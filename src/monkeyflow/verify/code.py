@@ -4,14 +4,18 @@ the sandbox (`monkeyflow.verify.sandbox`) and compare.
 `problem.metadata` (written by `monkeyflow.data.code`) says how:
 - kind `stdio`: run the program once per test with the test's input on stdin; its stdout must
   match the expected output token-wise (the CodeContests rule, `outputs_match`).
-- kind `call`: define the program, call `fn_name` with the test's arguments and compare the
-  return value (APPS call-based problems).
-- kind `humaneval`: run `prompt + completion + test + check(entry_point)` once.
+- kind `call`: the program (a module) serves calls; the host calls `fn_name` with the test's
+  arguments and compares the return value (APPS call-based problems).
+- kind `humaneval`: the program is `prompt + completion`; HumanEval's `check(candidate)` runs on
+  the host with `candidate` a proxy (`Candidate`) whose calls cross to the program as data.
+The checker never shares a process with the candidate; values come back as plain data rebuilt
+from exact built-in types, anything else is a wrong answer (see docs/sandbox.md).
 Limits: `timeout_s` per test (CPU; the wall clock gets 2x + 1 s), `memory_bytes`.
 
 Verdicts: `correct` when every test passes; `timeout` or `incorrect` from the first failing test
-(wrong answer, runtime error, memory, output limit, no code found); `error` only when the
-sandbox itself failed twice. The detail names the first failing test and why.
+(wrong answer, runtime error, memory, output limit, no code found, broke its sandbox); a sandbox
+that fails a known-good probe stops the job (`SandboxInfrastructureError`) instead of giving
+`error` verdicts. The detail names the first failing test and why.
 """
 
 from __future__ import annotations

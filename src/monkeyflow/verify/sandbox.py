@@ -58,13 +58,18 @@ protection against a program that asks another service (cron, systemd, ssh) to r
 A program can also kill the zygote (same uid, not PID 1), which the judge reports as `error`;
 and after the uid drop the interpreter must be readable by that uid.
 
-What no backend protects against: kernel exploits (there is no seccomp filter), side channels,
+Every program also runs under a seccomp filter (x86-64; `seccomp_filter`, `SECCOMP_DENIED`):
+no new namespaces, keyrings, io_uring, ptrace, mount, bpf, SysV shmget/msgget. The zygote never
+holds a program's data in its memory (memfd splicing), and cleans SysV objects, /dev/shm and the
+program's folder after each run. Call-based checks run on the host (`open_session`, `Session`):
+the program only serves calls whose arguments and answers cross as plain data (`to_wire`,
+`from_wire`).
+
+What no backend protects against: kernel exploits through allowed system calls, side channels,
 memory outside RLIMIT_AS (tmpfs pages are capped by the tmpfs sizes, kernel memory and pipe
 buffers are not; without a memory cgroup a process may hold up to RLIMIT_AS and there may be up
 to RLIMIT_NPROC processes), CPU shared with the host (no CPU quota beyond RLIMIT_CPU per
-process), reading world-readable files under /etc, /usr and the Python install, and a program
-that fakes success from inside its own process (for call-based tests the checker runs in the
-program's process, so a program written to cheat, e.g. by patching the checker, can).
+process), reading world-readable files under /etc, /usr and the standard library.
 """
 
 from __future__ import annotations
