@@ -56,10 +56,13 @@ def leftovers(uids: set[int]) -> list[str]:
     """Processes of the sandbox uids other than the zygotes (whose parent is bwrap/nsjail), and
     any process carrying this test run's marker."""
     procs = host_processes()
+    mine = {os.getpid()}  # only this test run's sandboxes: other sessions may run theirs
+    for _ in range(8):
+        mine |= {pid for pid, (_, ppid, _) in procs.items() if ppid in mine}
     bad = []
     for pid, (uid, ppid, cmd) in procs.items():
         parent_uid = procs.get(ppid, (None,))[0]
-        if (uid in uids and parent_uid in uids) or MARK in cmd:
+        if (uid in uids and parent_uid in uids and pid in mine) or MARK in cmd:
             bad.append(f"{pid} uid={uid} {cmd}")
     return bad
 
