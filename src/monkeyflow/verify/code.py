@@ -505,28 +505,34 @@ class CodeJudge:
     def _judge(self, sandbox, job: _Job) -> dict[str, str]:
         """The verdict for one program. A run that breaks its sandbox (the zygote killed or
         wedged, a clean-up that fails, the watchdog) makes the sandbox be replaced and a
-        known-good probe program run in the fresh one: if the probe passes, the sample broke
-        it (`incorrect`, with the reason); if the probe fails too, the sandbox is tried again
-        (`retries` times) and then `SandboxInfrastructureError` stops the whole job."""
-        failure = "no attempt"
-        for _attempt in range(self.retries + 1):
+        known-good probe program run in the fresh one. Probe passes: the program is run once
+        more (a one-off fault of the machine must not cost a correct sample its verdict), and if
+        it breaks the sandbox again it is `incorrect`, with the reason. Probe fails: the sandbox
+        is tried again, and after `retries` failed probes `SandboxInfrastructureError` stops the
+        whole job (no `error` verdicts that would leave the sample out of n)."""
+        broke = probe_failures = 0
+        while True:
             try:
                 return self._run_tests(sandbox, job)
             except SandboxError as exc:
-                failure = str(exc)
+                failure = str(exc)[:300]
             probe = self._probe(sandbox)
             if probe is None:
-                self.broken_sandboxes += 1
-                return {
-                    "status": "incorrect",
-                    "detail": f"the program broke its sandbox ({failure[:300]}); a known-good "
-                    "probe program passes in a fresh one",
-                }
-            failure = f"{failure[:300]}; the probe in a fresh sandbox failed too: {probe}"
-        raise SandboxInfrastructureError(
-            f"the code sandbox fails a known-good probe program after {self.retries + 1} tries: "
-            f"{failure}"
-        )
+                broke += 1
+                if broke >= 2:
+                    self.broken_sandboxes += 1
+                    return {
+                        "status": "incorrect",
+                        "detail": f"the program broke its sandbox twice ({failure}); a known-good "
+                        "probe program passes in a fresh one",
+                    }
+                continue
+            probe_failures += 1
+            if probe_failures > self.retries:
+                raise SandboxInfrastructureError(
+                    f"the code sandbox fails a known-good probe program after {probe_failures} "
+                    f"tries: {failure}; the probe: {probe}"
+                )
 
     @staticmethod
     def _probe(sandbox) -> str | None:
