@@ -337,3 +337,36 @@ def test_humaneval_completion_with_a_main_block(judge, humaneval):
     )
     check = judge.verify(humaneval, fenced(code))
     assert check.status == "correct", check.detail
+
+
+def test_plain_values_cross_exactly_and_nothing_else_does():
+    import json
+
+    from monkeyflow.verify.sandbox import from_wire, to_wire
+
+    values = [
+        None,
+        True,
+        0,
+        -(7**9000),
+        1.5,
+        float("inf"),
+        -0.0,
+        "é\x00",
+        [1, (2, "3")],
+        {(1, 2): [None], 3: {"a": ()}},
+    ]
+    for value in values:
+        back = from_wire(json.loads(json.dumps(to_wire(value))))
+        assert back == value and type(back) is type(value)
+    assert type(from_wire(to_wire([(1,)]))[0]) is tuple
+
+    class Int(int):
+        pass
+
+    for bad in (Int(3), {1, 2}, b"x", object(), [1, [Int(2)]]):
+        with pytest.raises(TypeError):
+            to_wire(bad)
+    for bad in ({"t": 1}, {"d": [[[], 1]]}, {"q": 1}, {"t": [], "d": []}, {"x": "zz"}):
+        with pytest.raises(ValueError):
+            from_wire(bad)

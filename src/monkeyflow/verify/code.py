@@ -205,7 +205,7 @@ class Candidate:
             raise _CallFailed(self.failure[1])
         try:
             reply = self._session.call(self.__name__, args, kwargs)
-        except TypeError as exc:  # the checker passed something that is not plain data
+        except (TypeError, ValueError) as exc:  # the checker passed something not plain data
             raise RuntimeError(f"the checker's arguments cannot be sent: {exc}") from None
         except ProgramEnded:
             self.failure = ("ended", "the program ended before answering a call")

@@ -708,7 +708,8 @@ def _run_python_main(source: bytes, rundir: str, module: str | None = None):
 
 # -- calls across the boundary -------------------------------------------------------------
 # A call and its answer cross as JSON of plain values: None, bool, int, float, str and lists
-# as themselves, a tuple as {"t": [...]}, a dict as {"d": [[key, value], ...]}. Only exact
+# as themselves, a tuple as {"t": [...]}, a dict as {"d": [[key, value], ...]}, an int of more
+# than 12,000 bits as {"x": hex} (json cannot read more than 4,300 decimal digits). Only exact
 # built-in types are written; `from_wire` rebuilds exact built-in types and rejects anything
 # else, so a value's own methods (an `__eq__` that is always true) never reach the checker.
 _PLAIN = (type(None), bool, int, float, str)
@@ -717,6 +718,8 @@ _PLAIN = (type(None), bool, int, float, str)
 def to_wire(value, depth: int = 0):
     """`value` as JSON-ready data; TypeError for anything but the plain types."""
     kind = type(value)
+    if kind is int and value.bit_length() > 12000:  # past int()'s 4300-digit limit: hex
+        return {"x": format(value, "x")}
     if kind in _PLAIN:
         return value
     if depth > 200:
@@ -741,6 +744,11 @@ def from_wire(data, depth: int = 0):
     if kind is list:
         return [from_wire(v, depth + 1) for v in data]
     if kind is dict and len(data) == 1:
+        if type(data.get("x")) is str and len(data["x"]) <= 1 << 22:
+            try:
+                return int(data["x"], 16)
+            except ValueError:
+                raise ValueError("malformed integer") from None
         if type(data.get("t")) is list:
             return tuple(from_wire(v, depth + 1) for v in data["t"])
         if type(data.get("d")) is list:
