@@ -370,3 +370,19 @@ def test_plain_values_cross_exactly_and_nothing_else_does():
     for bad in ({"t": 1}, {"d": [[[], 1]]}, {"q": 1}, {"t": [], "d": []}, {"x": "zz"}):
         with pytest.raises(ValueError):
             from_wire(bad)
+
+
+def test_a_returned_value_cannot_stall_the_trusted_checker(judge):
+    """The checker is trusted code but runs on returned values: one that drives its loop is
+    stopped at the wall limit (a `timeout`, the sample's), never a host thread stuck."""
+    problem = Problem(
+        problem_id="loop", dataset="test", prompt="", reference="",
+        metadata={"kind": "humaneval", "timeout_s": 1.0, "entry_point": "f",
+                  "prompt": 'def f():\n    """How many times to loop."""\n',
+                  "test": "def check(candidate):\n    for _ in range(candidate()):\n        pass\n"},
+    )  # fmt: skip
+    start = time.monotonic()
+    check = judge.verify(problem, fenced("def f():\n    return 10 ** 15"))
+    assert check.status == "timeout" and "the check ran past" in check.detail, check.detail
+    assert time.monotonic() - start < 3 + 2
+    assert judge.verify(problem, fenced("def f():\n    return 3")).status == "correct"

@@ -30,6 +30,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -305,10 +306,35 @@ def _humaneval_checker(prompt: str, test: str, entry_point: str):
     )
 
 
-def _humaneval_check(candidate: Candidate, meta: dict) -> tuple[str, str] | None:
+class _CheckerTimeout(BaseException):
+    """The trusted checker's own code ran past its deadline (on values the program returned)."""
+
+
+def _deadline_tracer(deadline: float):
+    """A trace function that stops the checker's Python code (the test and the prompt's helpers)
+    at `deadline`: trusted code, but driven by untrusted values (`range(candidate(x))`)."""
+    clock = time.monotonic
+
+    def local(frame, event, arg):
+        if event == "line" and clock() > deadline:
+            raise _CheckerTimeout
+        return local
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename in ("<test>", "<prompt>"):
+            return local
+        return None
+
+    return tracer
+
+
+def _humaneval_check(
+    candidate: Candidate, meta: dict, deadline: float | None = None
+) -> tuple[str, str] | None:
     """HumanEval's `check(candidate)` with its asserts and semantics, in a fresh namespace on
     the trusted side: the prompt's own definitions (helpers such as `poly`, trusted), the entry
-    point's name and `candidate` both meaning the program's function."""
+    point's name and `candidate` both meaning the program's function. Its Python code stops at
+    `deadline` (monotonic clock)."""
     prompt_code, test_code, lines = _humaneval_checker(
         meta["prompt"], meta["test"], meta["entry_point"]
     )
@@ -316,8 +342,12 @@ def _humaneval_check(candidate: Candidate, meta: dict) -> tuple[str, str] | None
     exec(prompt_code, namespace)
     namespace[meta["entry_point"]] = candidate
     exec(test_code, namespace)
+    if deadline is not None:
+        sys.settrace(_deadline_tracer(deadline))  # this thread only
     try:
         namespace["check"](candidate)
+    except _CheckerTimeout:
+        return "timeout", "timeout (the check ran past the wall limit on the returned values)"
     except AssertionError:
         line = _checker_line(sys.exc_info()[2], lines)
         return (
@@ -329,6 +359,9 @@ def _humaneval_check(candidate: Candidate, meta: dict) -> tuple[str, str] | None
         if why:
             return "incorrect", f"runtime error: {why}"[:300]
         return "incorrect", f"wrong answer: the check raised {type(exc).__name__}: {exc}"[:300]
+    finally:
+        if deadline is not None:
+            sys.settrace(None)
     return None
 
 
@@ -607,7 +640,7 @@ class CodeJudge:
                     candidate, str(test["input"]), _expected_return(test["output"])
                 )
             else:
-                verdict = _humaneval_check(candidate, meta)
+                verdict = _humaneval_check(candidate, meta, time.monotonic() + limits.wall_s)
         except _CallFailed:
             verdict = None  # candidate.failure says why
         finally:
