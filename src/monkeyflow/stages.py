@@ -32,7 +32,7 @@ from monkeyflow.metrics.passk import pass_at_k
 from monkeyflow.models import read_manifest
 from monkeyflow.records import VERDICT_COLUMNS, Check, Problem, RecordError, Sample, Verdict
 from monkeyflow.sampling.base import ModelSpec, SamplingParams, ShardRequest, get_backend
-from monkeyflow.verify import Verifier, check_safely, get_verifier
+from monkeyflow.verify import InfrastructureFailure, Verifier, check_safely, get_verifier
 
 # The verdict file's columns (records.VERDICT_COLUMNS) with their parquet types.
 VERDICT_SCHEMA = {
@@ -146,6 +146,8 @@ def _check_all(verifier: Verifier, todo: dict[str, tuple[Problem, str]]) -> dict
             f"[verify] {verifier.name}.check_many returned {len(checks)} checks for {len(todo)} pairs; checking one by one",
             file=sys.stderr,
         )
+    except InfrastructureFailure:
+        raise  # the verifier cannot judge at all: fail the job, not each sample
     except Exception as exc:  # noqa: BLE001 - fall back to per-sample checks, which record errors
         print(
             f"[verify] {verifier.name}.check_many failed ({type(exc).__name__}: {exc}); checking one by one",
