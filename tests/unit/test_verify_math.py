@@ -489,6 +489,8 @@ def test_one_megabyte_adversarial_answer_gets_a_verdict_in_time(verifier, name):
     timeout_s = 1.0
     judge = get_verifier(verifier, {"timeout_s": timeout_s} if verifier == "math" else {})
     reference = "5" if verifier == "gsm8k" else "x^2+1"
+    # once per process, not per sample: the equivalence libraries' import (about a second)
+    judge.check_many([(Problem("warm", verifier, "", reference), "\\boxed{7}")])
     t = time.monotonic()
     check = judge.check_many([(Problem("p", verifier, "", reference), ADVERSARIAL[name])])[0]
     assert time.monotonic() - t < timeout_s + 2

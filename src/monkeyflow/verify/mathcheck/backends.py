@@ -299,3 +299,16 @@ def resolve_backend(name: str) -> Callable[[str, str], bool]:
         if callable(fn):
             return fn  # type: ignore[return-value]
     raise ValueError(f"unknown MATH equivalence backend {name!r}; known: {sorted(BACKENDS)}")
+
+
+_LIBRARIES = {"math_verify": ("math_verify", "sympy"), "sympy": ("sympy",)}
+
+
+def import_backend(name: str) -> None:
+    """Import what a backend needs, so that its first check is not timed on the import (math-verify
+    and sympy take about a second to import: over a 1 s timeout, the first sample of every job
+    would be a `timeout`)."""
+    import importlib
+
+    for module in _LIBRARIES.get(name, ()):
+        importlib.import_module(module)

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from monkeyflow.verify.mathcheck.backends import resolve_backend
+from monkeyflow.verify.mathcheck.backends import import_backend, resolve_backend
 
 DEFAULT_TIMEOUT_S = 5.0
 # How the timeout is enforced: `auto` = SIGALRM in the main thread, a worker process elsewhere.
@@ -187,6 +187,7 @@ def run_backend(
     if isolation == "signal":
         if not in_main:
             raise RuntimeError("isolation='signal' works only in the main thread")
+        import_backend(backend)
         return _call_with_alarm(fn, (reference, answer), timeout_s)
     if isolation != "process":
         raise ValueError(f"isolation must be auto, signal or process, not {isolation!r}")
