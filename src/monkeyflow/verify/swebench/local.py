@@ -6,8 +6,9 @@ Layout under the cache folder (`swebench.cache_dir`):
   packages, requirements, pip_packages; trusted work with network) and reused by every instance
   and patch of that environment; `manifest.json` says how it was made;
 - `trees/<instance>/tree`: the snapshot at the base commit as a git repository, after the spec's
-  install command (run once; an editable install records the tree's path, so every tree is
-  installed and later evaluated at the one fixed path `testbed/`, bound there by bubblewrap);
+  install command (run once, into `trees/<instance>/venv`, the instance's copy of the env's venv
+  bound over the env's path; an editable install records the tree's path, so every tree is
+  installed and later evaluated at the one fixed path `/testbed`, bound there by bubblewrap);
 - `work/<id>/`: one patch's copy-on-write copy of the tree (`cp --reflink=auto`), deleted after.
 
 Per patch (`evaluate`): apply the patch in the sandbox (git apply --verbose, then --reject,
@@ -222,15 +223,16 @@ class LocalRuntime:
         return tree
 
     def install(self, instance: dict[str, Any], env: Path, manifest: dict, tree: Path) -> None:
-        """Run the spec's (pre_)install in the tree with the env's venv (trusted, network), at
-        the fixed testbed path; recorded in the env so the next instance reinstalls."""
-        marker = env / "installed.json"
-        if (
-            marker.exists()
-            and json.loads(marker.read_text()).get("instance") == instance["instance_id"]
-            and (tree.parent / "installed").exists()
-        ):
+        """Run the spec's (pre_)install in the tree (trusted, network) at the fixed testbed path,
+        into the instance's own copy of the env's venv (`trees/<id>/venv`, a reflink copy where
+        the file system has them), bound over the env's venv path: instances of one env never
+        undo each other's install."""
+        if (tree.parent / "installed").exists():
             return
+        own_venv = tree.parent / "venv"
+        if own_venv.exists():
+            shutil.rmtree(own_venv)
+        subprocess.run(["cp", "-a", "--reflink=auto", str(env / "venv"), str(own_venv)], check=True)
         specs = spec.repo_specs(instance["repo"], instance["version"])
         steps = [s for s in specs.get("pre_install", []) if not _system_step(s)]
         if "install" in specs:
@@ -242,7 +244,7 @@ class LocalRuntime:
         pip_cache.mkdir(exist_ok=True)
         base = manifest.get("base_prefix") or ""
         box = Jail(
-            writable=((str(tree), str(self.testbed)), (str(venv), str(venv)),
+            writable=((str(tree), str(self.testbed)), (str(own_venv), str(venv)),
                       (str(pip_cache), str(pip_cache))),
             readonly=((base, base),) if base and not base.startswith(jail.SYSTEM_DIRS) else (),
             cwd=str(self.testbed),
@@ -260,7 +262,6 @@ class LocalRuntime:
                 f"({'timeout' if done.timed_out else done.returncode}): {done.log[-2000:]}"
             )
         _run([*GIT, "commit", "--allow-empty", "-qam", "installed"], cwd=tree)
-        _write_json(marker, {"instance": instance["instance_id"]})
         (tree.parent / "installed").touch()
 
     def base_env(self, instance: dict[str, Any], venv: Path) -> dict[str, str]:
@@ -280,12 +281,12 @@ class LocalRuntime:
         self.snapshot(instance["instance_id"])  # before any build: a missing one is cheap to tell
         specs = spec.repo_specs(instance["repo"], instance["version"])
         python = find_python(str(specs.get("python", "3")), self.o["python"])
-        lock = self.env_dir(instance, python).with_suffix(".lock")
-        with locked(lock):
+        with locked(self.env_dir(instance, python).with_suffix(".lock")):
             env, manifest = self.ensure_env(instance)
+        with locked(self.cache / "trees" / f"{instance['instance_id']}.lock"):
             tree = self.ensure_tree(instance, env, manifest)
             self.install(instance, env, manifest, tree)
-            yield env, manifest, tree
+        yield env, manifest, tree
 
     # -- one patch --------------------------------------------------------------------------
     def evaluate(
@@ -302,14 +303,15 @@ class LocalRuntime:
         return Outcome(outcome.status, outcome.detail, time.monotonic() - started)
 
     def _jail(self, instance, env: Path, manifest: dict, work: Path, venv_copy: Path | None):
-        venv = env / "venv"
+        venv = env / "venv"  # the path its scripts name; the instance's own copy is bound there
+        own_venv = self.cache / "trees" / instance["instance_id"] / "venv"
         readonly = [(str(work / "in"), "/monkeyflow-in")]
         base = manifest.get("base_prefix") or ""
         if base and not base.startswith(jail.SYSTEM_DIRS):
             readonly.append((base, base))
         writable = [(str(work / "tree"), str(self.testbed))]
         if venv_copy is None:
-            readonly.append((str(venv), str(venv)))
+            readonly.append((str(own_venv), str(venv)))
         else:
             writable.append((str(venv_copy), str(venv)))
         env_vars = self.base_env(instance, venv)
@@ -347,7 +349,8 @@ class LocalRuntime:
         if install and ("-e" not in install.split() or any(BUILD_FILES.match(p) for p in touched)):
             venv_copy = work / "venv"
             subprocess.run(
-                ["cp", "-a", "--reflink=auto", str(env / "venv"), str(venv_copy)], check=True
+                ["cp", "-a", "--reflink=auto", str(tree.parent / "venv"), str(venv_copy)],
+                check=True,
             )
             jail.give_to_sandbox_user(venv_copy)
             box = self._jail(instance, env, manifest, work, venv_copy)
