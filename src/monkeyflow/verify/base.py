@@ -82,8 +82,7 @@ class Verifier:
         """Resources a verify_shard job of this verifier asks a cluster for (e.g. mem_mb)."""
         return {}
 
-    @classmethod
-    def cache_text(cls, problem: Problem, completion: str) -> str:
+    def cache_text(self, problem: Problem, completion: str) -> str:
         """The part of a completion its verdict depends on (the verdict cache key hashes this):
         the whole completion, unless a verifier knows better (e.g. a normalised patch)."""
         return completion

@@ -27,7 +27,7 @@ from typing import Any
 from monkeyflow.records import Check, Problem
 from monkeyflow.verify.base import Verifier
 from monkeyflow.verify.swebench import jail, spec
-from monkeyflow.verify.swebench.patchtext import extract_patch, normalise_patch
+from monkeyflow.verify.swebench.patchtext import extract_patch, normalise_patch, repair_diff
 
 CACHE_ENV = "MONKEYFLOW_SWEBENCH_CACHE"
 
@@ -95,6 +95,11 @@ class SWEBenchVerifier(Verifier):
             "default": True,
             "description": "run the FAIL_TO_PASS tests alone first (pytest ids) and reject a patch failing one of them without running the rest",
         },
+        "repair_diffs": {
+            "type": "boolean",
+            "default": True,
+            "description": "repair a model's diff before applying it: add missing `diff --git` headers, restore blank context lines, recompute hunk line counts (false: the patch as given, as the official harness takes it)",
+        },
         "python": {
             "type": ["string", "null"],
             "default": None,
@@ -128,10 +133,13 @@ class SWEBenchVerifier(Verifier):
     def resources(cls, options: Mapping[str, Any]) -> dict[str, Any]:
         return {"mem_mb": int(options.get("memory_mb") or 8192) + 2048}
 
-    @classmethod
-    def cache_text(cls, problem: Problem, completion: str) -> str:
-        """What the verdict depends on: the normalised patch read from the completion."""
-        return normalise_patch(extract_patch(completion))
+    def cache_text(self, problem: Problem, completion: str) -> str:
+        """What the verdict depends on: the normalised patch read from the completion (repaired
+        first with `repair_diffs`)."""
+        patch = extract_patch(completion)
+        if patch and self.options["repair_diffs"]:
+            patch = repair_diff(patch)
+        return normalise_patch(patch)
 
     # -- runtime ------------------------------------------------------------------------------
     def folders(self) -> tuple[list[Path], Path, Path]:
@@ -206,9 +214,12 @@ class SWEBenchVerifier(Verifier):
         try:
             runtime = self.runtime()
             repos, env_files, _ = self.folders()
-            harness_spec = (
-                spec.make_spec(instance, env_files) if self.options["runtime"] == "local" else None
-            )
+            try:
+                harness_spec = spec.make_spec(instance, env_files)
+            except spec.SpecError:
+                if self.options["runtime"] == "local":
+                    raise
+                harness_spec = None  # the image has its requirements; the parser needs no spec
             with runtime.prepared(instance) as held:
                 distinct: dict[str, Any] = {}
                 for i, patch in items:
