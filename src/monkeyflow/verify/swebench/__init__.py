@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,13 @@ class SWEBenchVerifier(Verifier):
             "type": ["string", "null"],
             "default": None,
             "description": "local: the interpreter for environments (null = python<spec version> on PATH, else python3)",
+        },
+        "workers": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 1,
+            "x-runtime": True,
+            "description": "distinct patches of an instance judged at once (each in its own work copy and sandbox)",
         },
         "memory_mb": {
             "type": "integer",
@@ -221,11 +229,20 @@ class SWEBenchVerifier(Verifier):
                     raise
                 harness_spec = None  # the image has its requirements; the parser needs no spec
             with runtime.prepared(instance) as held:
-                distinct: dict[str, Any] = {}
+                distinct = list(dict.fromkeys(patch for _, patch in items))
+                with ThreadPoolExecutor(max_workers=int(self.options["workers"])) as pool:
+                    judged = dict(
+                        zip(
+                            distinct,
+                            pool.map(
+                                lambda p: runtime.evaluate(instance, p, *held, harness_spec),
+                                distinct,
+                            ),
+                            strict=True,
+                        )
+                    )
                 for i, patch in items:
-                    if patch not in distinct:
-                        distinct[patch] = runtime.evaluate(instance, patch, *held, harness_spec)
-                    outcome = distinct[patch]
+                    outcome = judged[patch]
                     out.append((i, Check(outcome.status, patch, "diff", outcome.detail[:2000])))
         except (EnvError, spec.SpecError) as exc:
             print(f"[swebench] {problem.problem_id}: {exc}", file=sys.stderr)
