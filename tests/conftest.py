@@ -31,3 +31,10 @@ def swebench_cache() -> Path:
     target = MODEL_CACHE / "swebench"
     target.mkdir(parents=True, exist_ok=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def swebench_verdicts(tmp_path_factory) -> Path:
+    """A verdict cache shared by this session's swebench tests (the unit tests and the workflow
+    test judge the same gold patch with the same options: it runs once per session)."""
+    return tmp_path_factory.mktemp("swebench-verdicts")

@@ -7,6 +7,9 @@ import shutil
 
 import pytest
 
+from monkeyflow.cache import VerdictCache
+from monkeyflow.records import Sample
+from monkeyflow.stages import verify_samples
 from monkeyflow.verify import get_verifier
 from monkeyflow.verify.swebench import jail
 from tests import swebench_support as sb
@@ -16,11 +19,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+OPTIONS = {"timeout_s": 300}  # the workflow test's too: they share the session's verdict cache
+
+
 @pytest.fixture(scope="module")
-def verdicts(swebench_cache):
-    """One check_many over the patches (one environment hold, as a shard does)."""
+def verdicts(swebench_cache, swebench_verdicts):
+    """The patches judged in one call (one environment hold, as a shard does)."""
     problem = sb.instances()[sb.PYTEST_11143]
-    verifier = get_verifier("swebench", {"cache_dir": str(swebench_cache), "timeout_s": 300})
+    verifier = get_verifier("swebench", {"cache_dir": str(swebench_cache), **OPTIONS})
     patches = {
         "gold": problem.reference,
         "gold_crlf": problem.reference.replace("\n", "\r\n"),
@@ -29,7 +35,8 @@ def verdicts(swebench_cache):
         "breaks_p2p": sb.breaking_pass_to_pass(),
         "not_applying": sb.not_applying(),
     }
-    checks = verifier.check_many([(problem, text) for text in patches.values()])
+    samples = [Sample(problem.problem_id, i, text) for i, text in enumerate(patches.values())]
+    checks, _ = verify_samples([problem], samples, verifier, VerdictCache(swebench_verdicts))
     return dict(zip(patches, checks, strict=True))
 
 

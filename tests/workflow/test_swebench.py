@@ -25,7 +25,7 @@ def rows_of(*instance_ids: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, swebench_cache):
+def project(tmp_path_factory, swebench_cache, swebench_verdicts):
     folder = tmp_path_factory.mktemp("swebench")
     gold = sb.instances()[sb.PYTEST_11143].reference
     attempts = [  # one predictions file per attempt, in the SWE-bench format
@@ -45,10 +45,13 @@ def project(tmp_path_factory, swebench_cache):
         "datasets": {"swebench_lite": {"rows": rows_of(sb.PYTEST_11143, sb.PYTEST_11148)}},
         "models": {"demo": {"backend": "predictions", "path": str(preds)}},
         "sampling": {"num_samples": 3, "shard_size": 3},
-        "swebench": {"cache_dir": str(swebench_cache), "timeout_s": 600},
+        # the unit tests' options: a gold verdict they made this session is reused
+        "swebench": {"cache_dir": str(swebench_cache), "timeout_s": 300},
         "passk": {"ks": [1, 2, 3]},
     }
     make_project(folder, config)
+    (folder / "results" / "cache").mkdir(parents=True)
+    (folder / "results" / "cache" / "verdicts").symlink_to(swebench_verdicts)
     snakemake(folder, "results/summary/passk.parquet", timeout=900)
     return folder
 
@@ -77,4 +80,4 @@ def test_samples_keep_the_attempt_order_and_verdicts_say_why(project):
     assert verdicts[(sb.PYTEST_11148, 1)]["detail"].startswith("patch does not apply")
     log = next(project.glob("logs/verify_shard/swebench_lite/demo/*/shard-0.log")).read_text()
     # the two gold copies normalise to one patch: judged once
-    assert "6 samples, 4 distinct completions" in log
+    assert "6 samples, 4 distinct completions" in log  # the gold patch's two spellings: one
