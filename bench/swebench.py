@@ -7,6 +7,8 @@ the verdict cache and de-duplication do not help): a quarter resolve the issue (
 a distinct comment), the rest apply but do not (a distinct comment): repeated sampling's usual
 mix (the paper's DeepSeek-Coder-V2 resolves 15.9% with one attempt).
 
+Each patch is judged by both, one after the other, so that both see the same machine load.
+
 - monkeyflow: `SWEBenchVerifier.check_many` with the environment already built (built once per
   (repo, version, environment commit) and reused: its one-time cost is printed apart), each patch
   in a reflink copy of the installed tree, FAIL_TO_PASS first, no reinstall for an editable
@@ -138,14 +140,17 @@ def main() -> int:
         f"monkeyflow environment + installed tree: {setup_s:.1f} s (once per env / instance; 0 if cached)"
     )
 
-    started = time.monotonic()
-    checks = verifier.check_many([(problem, text) for text, _ in todo])
-    ours_s = time.monotonic() - started
+    # interleaved (ours, then the baseline, patch by patch): both see the same machine load
+    ours_s = base_s = 0.0
+    checks, theirs = [], []
+    for text, _ in todo:
+        started = time.monotonic()
+        checks += verifier.check_many([(problem, text)])
+        ours_s += time.monotonic() - started
+        started = time.monotonic()
+        theirs.append(baseline_one(rt, instance, text, env, manifest, harness_spec))
+        base_s += time.monotonic() - started
     ours = [c.status == "correct" for c in checks]
-
-    started = time.monotonic()
-    theirs = [baseline_one(rt, instance, text, env, manifest, harness_spec) for text, _ in todo]
-    base_s = time.monotonic() - started
 
     expected = [r for _, r in todo]
     rate_ours, rate_base = 3600 * len(todo) / ours_s, 3600 * len(todo) / base_s

@@ -93,6 +93,11 @@ def find_python(version: str, override: str | None) -> str:
 
 
 @functools.cache
+def _python_version(python: str) -> str:
+    return _run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
+
+
+@functools.cache
 def _runs(python: str) -> bool:
     """Whether an interpreter starts (a pyenv shim of an inactive version does not)."""
     try:
@@ -120,7 +125,7 @@ class LocalRuntime:
 
     # -- environment ------------------------------------------------------------------------
     def env_dir(self, instance: dict[str, Any], python: str) -> Path:
-        pyver = _run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
+        pyver = _python_version(python)
         name = f"{instance['repo'].replace('/', '__')}__{instance['version']}__"
         name += f"{instance['environment_setup_commit'][:12]}__py{pyver}"
         return self.cache / "envs" / name
@@ -216,6 +221,7 @@ class LocalRuntime:
             _run([*GIT, "init", "-q"], cwd=tree)
             _run([*GIT, "add", "-A"], cwd=tree)
             _run([*GIT, "commit", "-qm", f"base {instance['base_commit']}"], cwd=tree)
+            _run([*GIT, "gc", "-q", "--prune=now"], cwd=tree)  # one pack: faster copies
         except (OSError, tarfile.TarError, EnvError) as exc:
             shutil.rmtree(root, ignore_errors=True)
             raise EnvError(f"cannot prepare the tree of {instance['instance_id']}: {exc}") from None
@@ -262,6 +268,7 @@ class LocalRuntime:
                 f"({'timeout' if done.timed_out else done.returncode}): {done.log[-2000:]}"
             )
         _run([*GIT, "commit", "--allow-empty", "-qam", "installed"], cwd=tree)
+        _run([*GIT, "gc", "-q", "--prune=now"], cwd=tree)
         (tree.parent / "installed").touch()
 
     def base_env(self, instance: dict[str, Any], venv: Path) -> dict[str, str]:
