@@ -30,7 +30,10 @@ rule all:
     default_target: True
 
 
+# On the login node under SLURM: cheap, and hub datasets need the network that compute nodes
+# often lack (prepare_problems).
 localrules:
+    prepare_problems,
     describe_run,
     aggregate,
     passk,

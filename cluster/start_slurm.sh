@@ -3,7 +3,7 @@
 # (Debian 12, run as root, no systemd needed). Idempotent: a second run while
 # the cluster is healthy is a no-op that exits 0. The cluster tests
 # (tests/cluster/) call it and cluster/stop_slurm.sh; so can a developer who
-# wants to try `snakemake --profile profiles/slurm` on one machine.
+# wants to try `snakemake --profile slurm` (after `monkeyflow slurm-profile`) on one machine.
 #
 #   SLURM_ACCOUNTING=1  also install MariaDB + slurmdbd so that `sacct` works
 #                       (snakemake-executor-plugin-slurm's default status
@@ -11,6 +11,14 @@
 #                       snakemake with `--slurm-status-command squeue`.
 #   SLURM_WAIT_S=60     how long to wait for the node to become idle.
 #   SLURM_PARTITION=debug  name of the one (default) partition.
+#   SLURM_NODE_CPUS, SLURM_NODE_MEM_MB, SLURM_NODE_GPUS
+#                       make the node advertise this many CPUs, MB of memory and
+#                       GPUs (a `gpu` GRES without devices) instead of what it
+#                       has (SlurmdParameters=config_overrides; nothing enforces
+#                       memory here, TaskPlugin=task/none). For tests that check
+#                       what a workflow asks SLURM for, at full size, on a small
+#                       machine; jobs still run on the real cores. Unset: the
+#                       real hardware (slurmd -C).
 #
 # Finished jobs stay visible to `squeue --states=all` for MinJobAge (300 s):
 # that is the plugin's status source without accounting, and the job record
@@ -43,6 +51,17 @@ healthy() {
   else
     grep -q '^AccountingStorageType=accounting_storage/none' $CONF || return 1
   fi
+  # the node advertises what SLURM_NODE_* ask for (or its real hardware when they are unset)
+  if [ -n "${SLURM_NODE_CPUS:-}${SLURM_NODE_MEM_MB:-}${SLURM_NODE_GPUS:-}" ]; then
+    grep -q '^SlurmdParameters=config_overrides' $CONF || return 1
+    [ -z "${SLURM_NODE_CPUS:-}" ] || [ "$(sinfo -h -n "$NODE" -o %c | head -1)" = "$SLURM_NODE_CPUS" ] || return 1
+    [ -z "${SLURM_NODE_MEM_MB:-}" ] || [ "$(sinfo -h -n "$NODE" -o %m | head -1)" = "$SLURM_NODE_MEM_MB" ] || return 1
+    local gres="(null)"
+    [ "${SLURM_NODE_GPUS:-0}" = 0 ] || gres="gpu:$SLURM_NODE_GPUS"
+    [ "$(sinfo -h -n "$NODE" -o %G | head -1)" = "$gres" ] || return 1
+  else
+    grep -q '^SlurmdParameters=config_overrides' $CONF && return 1
+  fi
   case "$(node_state)" in idle|mixed|allocated|completing) return 0 ;; *) return 1 ;; esac
 }
 
@@ -71,6 +90,30 @@ HW="$(slurmd -C | head -1)"
 MEM="$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$HW")"
 RESERVE=$(( MEM / 10 > 512 ? MEM / 10 : 512 ))
 HW="$(sed "s/RealMemory=[0-9]*/RealMemory=$(( MEM - RESERVE ))/; s/^NodeName=[^ ]*/NodeName=$NODE/" <<<"$HW")"
+OVERRIDES=""
+GRES_LINES=""
+if [ -n "${SLURM_NODE_CPUS:-}${SLURM_NODE_MEM_MB:-}${SLURM_NODE_GPUS:-}" ]; then
+  OVERRIDES="SlurmdParameters=config_overrides"
+  if [ -n "${SLURM_NODE_CPUS:-}" ]; then
+    HW="$(sed -E "s/CPUs=[0-9]+ Boards=[0-9]+ SocketsPerBoard=[0-9]+ CoresPerSocket=[0-9]+ ThreadsPerCore=[0-9]+/CPUs=$SLURM_NODE_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$SLURM_NODE_CPUS ThreadsPerCore=1/" <<<"$HW")"
+  fi
+  [ -n "${SLURM_NODE_MEM_MB:-}" ] && HW="$(sed "s/RealMemory=[0-9]*/RealMemory=$SLURM_NODE_MEM_MB/" <<<"$HW")"
+  if [ -n "${SLURM_NODE_GPUS:-}" ] && [ "$SLURM_NODE_GPUS" != 0 ]; then
+    HW="$HW Gres=gpu:$SLURM_NODE_GPUS"
+    GRES_LINES="GresTypes=gpu"
+  fi
+fi
+# The gpu GRES needs a device file per GPU; stand-ins that exist everywhere (nothing is bound to
+# them: TaskPlugin=task/none, no cgroup device constraint). A job with --gpus=N gets
+# CUDA_VISIBLE_DEVICES set as on a real GPU node.
+NEWGRES=""
+if [ -n "$GRES_LINES" ]; then
+  FAKE_DEVICES=(/dev/null /dev/zero /dev/full /dev/random /dev/urandom)
+  [ "$SLURM_NODE_GPUS" -le ${#FAKE_DEVICES[@]} ] || { echo "SLURM_NODE_GPUS: at most ${#FAKE_DEVICES[@]}" >&2; exit 1; }
+  for (( i = 0; i < SLURM_NODE_GPUS; i++ )); do
+    NEWGRES+="NodeName=$NODE Name=gpu File=${FAKE_DEVICES[$i]}"$'\n'
+  done
+fi
 if [ "$ACCT" = 1 ]; then
   ACCT_LINES="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
@@ -98,6 +141,8 @@ SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 # keep finished jobs visible to squeue for 5 min (plugin's squeue status mode needs >=120 s)
 MinJobAge=300
+$OVERRIDES
+$GRES_LINES
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=$RUN/slurmctld.pid
@@ -115,6 +160,15 @@ if [ "$(cat $CONF 2>/dev/null)" != "$NEWCONF" ]; then
   printf '%s\n' "$NEWCONF" > $CONF
   CONF_CHANGED=1
   log "wrote $CONF"
+fi
+if [ -n "$NEWGRES" ]; then
+  if [ "$(cat /etc/slurm/gres.conf 2>/dev/null)" != "$(printf '%s' "$NEWGRES")" ]; then
+    printf '%s' "$NEWGRES" > /etc/slurm/gres.conf
+    CONF_CHANGED=1
+  fi
+elif [ -f /etc/slurm/gres.conf ]; then
+  rm -f /etc/slurm/gres.conf
+  CONF_CHANGED=1
 fi
 
 # ---- 3. munge --------------------------------------------------------------

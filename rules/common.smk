@@ -20,6 +20,8 @@ from monkeyflow.config import (
     model_spec,
     verify_settings,
 )
+from monkeyflow.containers import image_path as container_image_path
+from monkeyflow.containers import load_lock as load_container_lock
 from monkeyflow.data import get_dataset
 from monkeyflow.hashing import content_hash
 from monkeyflow.models import model_source
@@ -261,19 +263,16 @@ def analysis_targets():
 # The env files install this library with `-e ${MONKEYFLOW_ROOT}` (pip expands the variable):
 # Snakemake creates envs from a copy under .snakemake/conda/, where a relative path is wrong.
 os.environ.setdefault("MONKEYFLOW_ROOT", str(Path(workflow.basedir).resolve()))
-# Images are built from containers/<name>.def into $MONKEYFLOW_CONTAINERS (default: containers/
-# beside this workflow); the file name carries what pins the image. See docs/cluster.md.
-CONTAINER_IMAGES = {
-    "vllm": "monkeyflow-vllm-0.33.0.sif",
-    "analysis": "monkeyflow-analysis-0.1.0.sif",
-    "sandbox": "monkeyflow-sandbox-0.1.0.sif",
-    "lean": "monkeyflow-lean-4.15.0.sif",  # containers/lean.def: Lean + Mathlib + REPL
-}
+# Images are pinned in containers/images.lock.yaml (definition, versioned tag, digest) and built
+# or pulled into $MONKEYFLOW_CONTAINERS (default: containers/ beside this workflow) by
+# `monkeyflow containers build|pull`; the file name carries the version and, once built, the
+# digest. See docs/cluster.md.
+CONTAINER_LOCK = load_container_lock(Path(workflow.basedir) / "containers" / "images.lock.yaml")
 
 
 def container_image(name):
     folder = os.environ.get("MONKEYFLOW_CONTAINERS") or str(Path(workflow.basedir) / "containers")
-    return f"{folder}/{CONTAINER_IMAGES[name]}"
+    return container_image_path(name, folder, CONTAINER_LOCK)
 
 
 def model_manifest_file(model):

@@ -13,6 +13,19 @@ MODEL_CACHE = Path(
 )
 
 
+@pytest.fixture(autouse=True)
+def _environment_left_as_found():
+    """No test leaves its environment variables to the next (the real vLLM sets LD_PRELOAD to
+    tcmalloc in its process; every later subprocess then ran under that allocator)."""
+    saved = dict(os.environ)
+    yield
+    for key in [k for k in os.environ if k not in saved]:
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def embedded_model() -> Path:
     """The embedded SmolLM2 converted to safetensors (prepared once, reused across runs)."""

@@ -6,6 +6,8 @@ monkeyflow verify swebench_lite SAMPLES.jsonl -o verdicts.parquet [--repos DIR] 
 monkeyflow passk VERDICTS.parquet... [--k 1 10 100]
 monkeyflow plan --budget 100 [1000 ...] [--unit samples|flops|dollars] [--dataset gsm8k]
 monkeyflow lean-check [--config config.yaml] [--option KEY=VALUE ...]
+monkeyflow slurm-profile [--partition P] [--account A] [--dest DIR] [--force]
+monkeyflow containers build|pull [--dest DIR] [--image NAME ...]
 """
 
 from __future__ import annotations
@@ -272,6 +274,56 @@ def cmd_lean_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_slurm_profile(args: argparse.Namespace) -> int:
+    from monkeyflow.slurm import SlurmProfileError, write_profile
+
+    try:
+        path, text, warnings = write_profile(
+            args.dest,
+            partition=args.partition,
+            account=args.account,
+            status_command=args.status_command,
+            force=args.force,
+            jobs=args.jobs,
+            latency_wait=args.latency_wait,
+            retries=args.retries,
+        )
+    except SlurmProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}:\n")
+    print(text)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    hint = "slurm" if args.dest is None else str(path.parent)
+    print(f"run the workflow with: snakemake --profile {hint}", file=sys.stderr)
+    return 0
+
+
+def cmd_containers(args: argparse.Namespace) -> int:
+    from monkeyflow import containers
+
+    dest = args.dest if args.dest is not None else containers.default_dest()
+    try:
+        if args.action == "build":
+            results = containers.build(
+                args.lock, dest, args.image, force=args.force, build_args=args.build_arg or []
+            )
+        else:
+            results = containers.pull(args.lock, dest, args.image, force=args.force)
+    except containers.ContainerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in containers.summary(results):
+        print(line)
+    if Path(dest).resolve() != (Path(args.lock).parent).resolve():
+        print(
+            f"the workflow finds them with: export MONKEYFLOW_CONTAINERS={Path(dest).resolve()}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     import yaml
 
@@ -394,6 +446,65 @@ def build_parser() -> argparse.ArgumentParser:
         help="also check that all 130 bundled MiniF2F statements elaborate (with sorry)",
     )
     p.set_defaults(func=cmd_lean_check)
+
+    p = sub.add_parser(
+        "slurm-profile",
+        help="write the SLURM site profile for `snakemake --profile slurm` "
+        "(default: $XDG_CONFIG_HOME/snakemake/slurm/config.yaml)",
+    )
+    p.add_argument("--partition", default=None, help="default partition (else the cluster's)")
+    p.add_argument("--account", default=None, help="account to charge (else the plugin guesses)")
+    p.add_argument(
+        "--dest",
+        type=Path,
+        default=None,
+        help="write DIR/config.yaml instead (then `snakemake --profile DIR`)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing profile")
+    p.add_argument(
+        "--status-command",
+        choices=["auto", "sacct", "squeue"],
+        default="auto",
+        help="job status source (auto: sacct where accounting answers, else squeue)",
+    )
+    p.add_argument("--jobs", type=int, default=200, help="jobs in the queue at once")
+    p.add_argument("--latency-wait", type=int, default=60, help="seconds for outputs to appear")
+    p.add_argument("--retries", type=int, default=2, help="resubmissions of a failed job")
+    p.set_defaults(func=cmd_slurm_profile)
+
+    p = sub.add_parser(
+        "containers",
+        help="build (apptainer build containers/*.def) or pull the images pinned in "
+        "containers/images.lock.yaml",
+    )
+    p.add_argument("action", choices=["build", "pull"])
+    p.add_argument(
+        "--dest",
+        type=Path,
+        default=None,
+        help="folder for the .sif files (default: $MONKEYFLOW_CONTAINERS, else containers/)",
+    )
+    p.add_argument(
+        "--image",
+        action="append",
+        default=None,
+        help="only this image (repeatable): analysis, lean, sandbox, vllm",
+    )
+    p.add_argument(
+        "--lock",
+        type=Path,
+        default=Path("containers/images.lock.yaml"),
+        help="the lock file (default: containers/images.lock.yaml; run from the checkout)",
+    )
+    p.add_argument("--force", action="store_true", help="build or pull even if up to date")
+    p.add_argument(
+        "--build-arg",
+        action="append",
+        default=None,
+        metavar="ARG",
+        help="extra argument for `apptainer build`, e.g. --build-arg=--fakeroot (repeatable)",
+    )
+    p.set_defaults(func=cmd_containers)
 
     p = sub.add_parser("passk", help="print pass@k from verdict files")
     p.add_argument("verdicts", nargs="+", type=Path)

@@ -145,14 +145,46 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read JSON lines (zstd-compressed if the name ends in .zst); errors name the file (and the
     line, for text that is not UTF-8 or not JSON)."""
-    raw = Path(path).read_bytes()
-    if str(path).endswith(".zst"):
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 34)
-        except zstandard.ZstdError as exc:
-            raise CorruptFileError(path, f"not a complete zstd file ({exc})") from None
-    rows = []
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+    return list(iter_jsonl(path))
+
+
+def _raw_lines(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a file (decompressed on the fly if .zst), in bounded memory; a truncated or
+    damaged zstd file raises CorruptFileError once the damage is reached."""
+    compressed = str(path).endswith(".zst")
+    decompressor = zstandard.ZstdDecompressor().decompressobj() if compressed else None
+    parts: list[bytes] = []  # the line being read, in pieces (a long line is never re-copied)
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(chunk_bytes)
+            if not chunk:
+                break
+            if decompressor is not None:
+                try:
+                    chunk = decompressor.decompress(chunk)
+                except zstandard.ZstdError as exc:
+                    raise CorruptFileError(path, f"not a complete zstd file ({exc})") from None
+            if b"\n" not in chunk:
+                parts.append(chunk)
+                continue
+            first, *lines, rest = chunk.split(b"\n")
+            parts.append(first)
+            yield b"".join(parts)
+            yield from lines
+            parts = [rest]
+    if decompressor is not None and not decompressor.eof:
+        raise CorruptFileError(
+            path, "not a complete zstd file (it ends before its last frame does)"
+        )
+    tail = b"".join(parts)
+    if tail:
+        yield tail
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON lines file one at a time (see `read_jsonl`), in memory bounded by the
+    longest line rather than by the file."""
+    for lineno, line in enumerate(_raw_lines(path), start=1):
         if not line.strip():
             continue
         try:
@@ -163,13 +195,11 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
                 "save the file as UTF-8"
             ) from None
         try:
-            rows.append(json.loads(text))
+            yield json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return rows
 
 
-# -- parquet ------------------------------------------------------------------------------------
 def write_parquet(path: str | os.PathLike, frame: Any) -> None:
     """Write a polars DataFrame to parquet atomically, with a CRC on every page."""
     import pyarrow.parquet as pq
@@ -177,6 +207,37 @@ def write_parquet(path: str | os.PathLike, frame: Any) -> None:
     table = frame.to_arrow()
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, write_page_checksum=True, compression="zstd")
+
+
+class ParquetStreamWriter:
+    """Write a parquet file in parts (row groups) that all share one schema, atomically: the file
+    appears at `path`, complete and with a CRC on every page, only when the block succeeds."""
+
+    def __init__(self, path: str | os.PathLike, schema: Any) -> None:
+        self.path, self.schema = path, schema
+        self._atomic = atomic_path(path)
+        self._writer: Any = None
+        self.rows = 0
+
+    def __enter__(self) -> ParquetStreamWriter:
+        import polars as pl
+        import pyarrow.parquet as pq
+
+        self.tmp = self._atomic.__enter__()
+        arrow_schema = pl.DataFrame(schema=self.schema).to_arrow().schema
+        self._writer = pq.ParquetWriter(
+            self.tmp, arrow_schema, write_page_checksum=True, compression="zstd"
+        )
+        return self
+
+    def write(self, frame: Any) -> None:
+        """Append a polars DataFrame with the writer's schema."""
+        self._writer.write_table(frame.to_arrow())
+        self.rows += frame.height
+
+    def __exit__(self, *exc: Any) -> Any:
+        self._writer.close()
+        return self._atomic.__exit__(*exc)
 
 
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> Any:

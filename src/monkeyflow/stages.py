@@ -4,10 +4,11 @@ stay thin and the command line and tests can call the same code."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,9 @@ from monkeyflow.cache import VerdictCache, cache_scope
 from monkeyflow.data import DatasetSpec, get_dataset
 from monkeyflow.hashing import canonical_json
 from monkeyflow.io import (
+    ParquetStreamWriter,
     encode_text,
+    iter_jsonl,
     printable,
     read_jsonl,
     read_parquet,
@@ -29,7 +32,7 @@ from monkeyflow.metrics.passk import pass_at_k
 from monkeyflow.models import read_manifest
 from monkeyflow.records import VERDICT_COLUMNS, Check, Problem, RecordError, Sample, Verdict
 from monkeyflow.sampling.base import ModelSpec, SamplingParams, ShardRequest, get_backend
-from monkeyflow.verify import Verifier, check_safely, get_verifier
+from monkeyflow.verify import InfrastructureFailure, Verifier, check_safely, get_verifier
 
 # The verdict file's columns (records.VERDICT_COLUMNS) with their parquet types.
 VERDICT_SCHEMA = {
@@ -108,10 +111,13 @@ def sample_shard(
 
 
 def read_samples(path: str | os.PathLike) -> list[Sample]:
-    return [
-        Sample.from_dict(row, where=f"{path}: line {i + 1}")
-        for i, row in enumerate(read_jsonl(path))
-    ]
+    return list(iter_samples(path))
+
+
+def iter_samples(path: str | os.PathLike) -> Iterator[Sample]:
+    """The samples of a shard one at a time (bounded memory, see `verify_shard`)."""
+    for i, row in enumerate(iter_jsonl(path)):
+        yield Sample.from_dict(row, where=f"{path}: line {i + 1}")
 
 
 # -- verification --------------------------------------------------------------------------------
@@ -140,6 +146,8 @@ def _check_all(verifier: Verifier, todo: dict[str, tuple[Problem, str]]) -> dict
             f"[verify] {verifier.name}.check_many returned {len(checks)} checks for {len(todo)} pairs; checking one by one",
             file=sys.stderr,
         )
+    except InfrastructureFailure:
+        raise  # the verifier cannot judge at all: fail the job, not each sample
     except Exception as exc:  # noqa: BLE001 - fall back to per-sample checks, which record errors
         print(
             f"[verify] {verifier.name}.check_many failed ({type(exc).__name__}: {exc}); checking one by one",
@@ -178,9 +186,13 @@ def verify_samples(
     samples: Sequence[Sample],
     verifier: Verifier | str,
     cache: VerdictCache | None = None,
+    seen: dict[str, Check] | None = None,
 ) -> tuple[list[Verdict], dict[str, int]]:
     """Verdicts for samples (same order). Identical completions of a problem are verified once.
-    A sample with a `label` gets its status from the label (see `labelled_check`)."""
+    A sample with a `label` gets its status from the label (see `labelled_check`).
+
+    `seen`: checks by verification key from earlier calls (the earlier parts of one shard); it is
+    consulted before the cache and the verifier, and gets this call's checks added."""
     if isinstance(verifier, str):
         verifier = get_verifier(verifier)
     identity = verifier.identity()
@@ -194,14 +206,15 @@ def verify_samples(
             if problem is None
             else verification_key(identity, problem, verifier.cache_text(problem, s.text))
         )
-    unique = sorted({k for k in keys if k is not None})
+    seen = {} if seen is None else seen
+    unique = sorted({k for k in keys if k is not None and k not in seen})
     scope = cache_scope(identity)
     known = cache.get_many(unique, scope) if cache is not None else {}
     stats = {"samples": len(samples), "unique": len(unique), "cached": len(known), "checked": 0}
     todo: dict[str, tuple[Problem, str]] = {}
     fresh: dict[str, Check] = {}
     for s, key in zip(samples, keys, strict=True):
-        if key is None or key in known or key in todo or key in fresh:
+        if key is None or key in seen or key in known or key in todo or key in fresh:
             continue
         too_big = oversized_check(s.text, cap) if cap else None
         if too_big is not None:
@@ -212,6 +225,8 @@ def verify_samples(
     stats["checked"] = len(fresh)
     if cache is not None:
         cache.put_many(fresh.items(), scope)
+    seen.update(known)
+    seen.update(fresh)
     verdicts = []
     for s, key in zip(samples, keys, strict=True):
         if key is None:
@@ -219,7 +234,7 @@ def verify_samples(
                 status="error", detail=f"problem {s.problem_id!r} is not in the problem file"
             )
         else:
-            check = known.get(key) or fresh[key]
+            check = seen[key]
             if s.label is not None:
                 check = labelled_check(check, s.label)
         verdicts.append(Verdict.of(s.problem_id, s.sample_index, check))
@@ -234,6 +249,9 @@ def verdict_frame(verdicts: Sequence[Verdict]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=VERDICT_SCHEMA).sort(["problem_id", "sample_index"])
 
 
+VERIFY_CHUNK = 20_000  # samples judged and written per part of a shard
+
+
 def verify_shard(
     problems_path: str | os.PathLike,
     samples_path: str | os.PathLike,
@@ -241,18 +259,44 @@ def verify_shard(
     out: str | os.PathLike,
     options: dict[str, Any] | None = None,
     cache_path: str | os.PathLike | None = None,
+    chunk: int = VERIFY_CHUNK,
 ) -> dict[str, int]:
     """Verify one sample shard with the named verifier (built from `options`) and write one
-    verdict row per sample as parquet."""
+    verdict row per sample as parquet, sorted by (problem, sample index).
+
+    The shard is read, judged and written `chunk` samples at a time, so memory is bounded by
+    the chunk and the shard's distinct completions, not by its size; identical completions are
+    still judged once per shard."""
     problems = read_problems(problems_path)
-    samples = read_samples(samples_path)
     cache = VerdictCache(cache_path) if cache_path else None
     judge = get_verifier(verifier, options)
+    stats = dict.fromkeys(("samples", "unique", "cached", "checked"), 0)
+    seen: dict[str, Check] = {}
+    in_order, last = True, None
     try:
-        verdicts, stats = verify_samples(problems, samples, judge, cache)
+        with ParquetStreamWriter(out, VERDICT_SCHEMA) as writer:
+            part: list[Sample] = []
+            for sample in itertools.chain(iter_samples(samples_path), [None]):
+                if sample is not None:
+                    part.append(sample)
+                    if len(part) < chunk:
+                        continue
+                if not part and writer.rows:
+                    break
+                verdicts, part_stats = verify_samples(problems, part, judge, cache, seen)
+                for key, value in part_stats.items():
+                    stats[key] += value
+                frame = verdict_frame(verdicts)
+                if frame.height:
+                    first, final = frame.row(0)[:2], frame.row(frame.height - 1)[:2]
+                    in_order = in_order and (last is None or last <= first)
+                    last = final
+                writer.write(frame)
+                part = []
     finally:
         judge.close()
-    write_parquet(out, verdict_frame(verdicts))
+    if not in_order:  # the shard's samples were not in (problem, index) order: sort the file
+        write_parquet(out, read_parquet(out).sort(["problem_id", "sample_index"]))
     print(
         f"[verify] {judge.name} {judge.version}: {stats['samples']} samples, {stats['unique']} distinct completions, "
         f"{stats['cached']} from cache, {stats['checked']} checked",

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from monkeyflow.data import DATASETS, DatasetError, DatasetSpec, get_dataset
+from monkeyflow.data.base import read_bundled
 from monkeyflow.data.code import CALL_SHOTS, STDIO_SHOTS, has_image
 from monkeyflow.records import Problem
 from monkeyflow.verify.sandbox import backend_works
@@ -31,9 +32,11 @@ def test_humaneval_problems():
 
 def test_apps_problems():
     problems = get_dataset(DatasetSpec("apps")).problems()
-    assert len(problems) == 150
+    # the bundled selection repeats 22 of its 150 rows: 128 distinct problems, one each
+    assert len(problems) == 128 == len({p.problem_id for p in problems})
+    assert len(read_bundled("apps/selected150.jsonl")) == 150
     kinds = [p.metadata["kind"] for p in problems]
-    assert kinds.count("call") == 98 and kinds.count("stdio") == 52
+    assert kinds.count("call") == 79 and kinds.count("stdio") == 49
     call = next(p for p in problems if p.metadata["kind"] == "call")
     assert call.metadata["fn_name"] in call.metadata["starter_code"]
     assert "Starter code:" in call.prompt and "def sum_even" in call.prompt  # call-based exemplars

@@ -37,10 +37,36 @@ needs_sandbox = pytest.mark.skipif(
         ("nan", "nan", True),  # same string
         ("", "", True),
         ("", "0", False),
+        # integers never go through floats; decimals compare exactly (Decimal), within 1e-5
+        ("9007199254740992.0", "9007199254740993", False),
+        ("9007199254740993.0", "9007199254740993", True),
+        ("12345678901234567890.000001", "12345678901234567890", True),
+        ("1e999999999", "1", False),  # huge exponents: no overflow, no blow-up
+        ("1.00000000000000000001e30", "1e30", False),  # differs by 1e10
+        ("inf", "inf", True),
+        ("inf", "1e999", False),  # not numbers: strings
+        ("0x10", "16", False),
     ],
 )
 def test_outputs_match(got, expected, same):
     assert outputs_match(got, expected) is same
+
+
+@needs_sandbox
+def test_special_judge_hook(judge):
+    from monkeyflow.verify.code import output_judge
+
+    @output_judge("any_divisor_of_12")
+    def divisor(got, expected, test_input):
+        return got.strip().isdigit() and 12 % int(got) == 0
+
+    problem = stdio([{"input": "", "output": "12"}])
+    problem.metadata["output_judge"] = "any_divisor_of_12"
+    assert judge.verify(problem, "```python\nprint(3)\n```").status == "correct"
+    assert judge.verify(problem, "```python\nprint(5)\n```").status == "incorrect"
+    problem.metadata["output_judge"] = "no_such_judge"
+    with pytest.raises(ValueError, match="output_judge"):
+        judge.verify(problem, "```python\nprint(3)\n```")
 
 
 @pytest.mark.parametrize(
@@ -118,7 +144,7 @@ def test_humaneval_fenced_whole_function_and_early_exit(judge, humaneval):
     assert judge.verify(problem, whole).status == "correct"
     cheat = "```python\nimport sys\nsys.exit(0)\n```"
     check = judge.verify(problem, cheat)
-    assert check.status == "incorrect" and "exited early" in check.detail
+    assert check.status == "incorrect" and "exited before answering" in check.detail
 
 
 @needs_sandbox
@@ -204,7 +230,14 @@ def test_cache_means_a_program_runs_once():
 
 
 @needs_sandbox
-def test_sandbox_failure_is_an_error_never_cached(monkeypatch):
+def test_a_sandbox_that_fails_the_probe_stops_the_job(monkeypatch):
+    """Infrastructure that fails a known-good probe too: no verdict (nothing cached), the job
+    fails loudly (through verify_samples as well) instead of writing `error` verdicts."""
+    from monkeyflow.records import Sample
+    from monkeyflow.stages import verify_samples
+    from monkeyflow.verify import InfrastructureFailure
+    from monkeyflow.verify.code import CodeVerifier, SandboxInfrastructureError
+
     problem = stdio([{"input": "", "output": "1"}])
     with CodeJudge(workers=1) as judge:
 
@@ -212,10 +245,33 @@ def test_sandbox_failure_is_an_error_never_cached(monkeypatch):
             raise SandboxError("the sandbox exited")
 
         monkeypatch.setattr("monkeyflow.verify.sandbox.Sandbox.run_python", broken)
-        check = judge.verify(problem, "```python\nprint(1)\n```")
-        assert check.status == "error" and "sandbox failure after 2 tries" in check.detail
+        with pytest.raises(SandboxInfrastructureError, match="probe"):
+            judge.verify(problem, "```python\nprint(1)\n```")
         assert judge.cache == {}
+        with CodeVerifier(workers=1) as verifier, pytest.raises(InfrastructureFailure):
+            verify_samples([problem], [Sample("t", 0, "```python\nprint(1)\n```")], verifier)
         monkeypatch.undo()
+        assert judge.verify(problem, "```python\nprint(1)\n```").status == "correct"
+
+
+def test_a_program_that_breaks_its_sandbox_is_incorrect(monkeypatch):
+    """The sandbox dies during one sample's run only: the probe passes in a fresh sandbox, so
+    the sample is `incorrect` with the reason (never `error`, which would drop it from n)."""
+    from monkeyflow.verify.sandbox import Sandbox
+
+    problem = stdio([{"input": "", "output": "1"}])
+    real = Sandbox.run_python
+
+    def dies_on_marker(self, source, *args, **kwargs):
+        if "BREAK" in str(source):
+            self.close()
+            raise SandboxError("the sandbox exited")
+        return real(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(Sandbox, "run_python", dies_on_marker)
+    with CodeJudge(workers=1) as judge:
+        check = judge.verify(problem, "```python\nprint('BREAK')\n```")
+        assert check.status == "incorrect" and "broke its sandbox" in check.detail
         assert judge.verify(problem, "```python\nprint(1)\n```").status == "correct"
 
 

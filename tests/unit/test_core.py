@@ -232,3 +232,26 @@ def test_malformed_rows_name_row_and_field(tmp_path):
     missing = DatasetSpec(name="gsm8k", source="hub", hub={"path": str(tmp_path / "nope")})
     with pytest.raises(DatasetError, match="could not load"):
         get_dataset(missing).problems()
+
+
+def test_jsonl_is_read_in_bounded_pieces_and_damage_is_still_caught(tmp_path):
+    """`iter_jsonl` decompresses as it goes: lines longer than a read, many lines, a truncated
+    file and a flipped byte all behave as a whole-file read would."""
+    import zstandard
+
+    from monkeyflow.io import CorruptFileError, _raw_lines, iter_jsonl, write_jsonl
+
+    rows = [{"i": i, "text": "y" * (3 << 20 if i == 2 else i)} for i in range(5000)]
+    path = tmp_path / "s.jsonl.zst"
+    write_jsonl(path, rows)
+    assert list(iter_jsonl(path)) == rows
+    assert len(list(_raw_lines(path, chunk_bytes=7))) == 5000
+    data = path.read_bytes()
+    (tmp_path / "cut.jsonl.zst").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptFileError, match="cut.jsonl.zst"):
+        list(iter_jsonl(tmp_path / "cut.jsonl.zst"))
+    flipped = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(b'{"a": 1}\n'))
+    flipped[-1] ^= 1
+    (tmp_path / "bad.jsonl.zst").write_bytes(bytes(flipped))
+    with pytest.raises(CorruptFileError, match="bad.jsonl.zst"):
+        list(iter_jsonl(tmp_path / "bad.jsonl.zst"))

@@ -1,6 +1,7 @@
 """Any string a model can emit gets a verdict from every verifier, within its timeout + 2 s:
-1 MB of adversarial text, lone surrogates, NUL and control characters. (The code and SWE-bench
-verifiers run programs; their hostile inputs are in their own suites.)"""
+1 MB of adversarial text, lone surrogates, NUL and control characters. (The code verifier also
+runs programs: its hostile programs are in test_sandbox*.py; the SWE-bench verifier's in its
+own suite.)"""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ CASES = [
     ("gsm8k", {}, 2.0),
     ("math", {"timeout_s": 2}, 2.0),
     ("minif2f", {"repl": STAND_IN_REPL, "timeout_s": 2, "workers": 1, "machine_workers": 8}, 2.0),
+    ("humaneval", {"workers": 1}, 5.0),  # the code verifier: HumanEval's timeout_s
 ]
 
 
@@ -44,6 +46,12 @@ def test_every_verifier_judges_hostile_completions_in_time(
     dataset, options, timeout, tmp_path, monkeypatch
 ):
     import tempfile
+
+    if dataset == "humaneval":
+        from monkeyflow.verify.sandbox import backend_works
+
+        if not (backend_works("bwrap") or backend_works("nsjail")):
+            pytest.skip("no sandbox backend: apt-get install bubblewrap")
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the lean pool's worker slots
     monkeypatch.setenv("STAND_IN_LEAN_STATE", str(tmp_path))

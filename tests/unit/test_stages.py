@@ -93,6 +93,48 @@ def test_verify_shard_writes_one_row_per_sample(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 100])
+def test_a_shard_verified_in_parts_is_the_shard_verified_whole(tmp_path, chunk):
+    """Parts of any size give the same file; completions repeated across parts are judged once;
+    samples out of (problem, index) order still give a sorted file."""
+    CALLS.clear()
+    write_jsonl(tmp_path / "problems.jsonl", [p.to_dict() for p in PROBLEMS])
+    shuffled = [Sample("p2", 1, "5"), Sample("p1", 1, "2"), Sample("p2", 0, "4")]
+    shuffled += [Sample("p1", 0, "2"), Sample("p1", 2, "3"), Sample("p2", 2, "5")]
+    write_jsonl(tmp_path / "s.jsonl.zst", [s.to_dict() for s in shuffled])
+    stats = verify_shard(
+        tmp_path / "problems.jsonl",
+        tmp_path / "s.jsonl.zst",
+        "test-counting",
+        tmp_path / "v.parquet",
+        chunk=chunk,
+    )
+    assert sorted(CALLS) == ["2", "3", "4", "5"]  # one call per distinct (problem, completion)
+    assert stats == {"samples": 6, "unique": 4, "cached": 0, "checked": 4}
+    frame = pl.read_parquet(tmp_path / "v.parquet")
+    assert frame.select("problem_id", "sample_index", "status").rows() == [
+        ("p1", 0, "correct"),
+        ("p1", 1, "correct"),
+        ("p1", 2, "incorrect"),
+        ("p2", 0, "correct"),
+        ("p2", 1, "incorrect"),
+        ("p2", 2, "incorrect"),
+    ]
+    assert not list(tmp_path.glob(".v.parquet*"))  # no temporary file left
+
+
+def test_an_empty_shard_gives_an_empty_verdict_file(tmp_path):
+    write_jsonl(tmp_path / "problems.jsonl", [p.to_dict() for p in PROBLEMS])
+    write_jsonl(tmp_path / "s.jsonl.zst", [])
+    stats = verify_shard(
+        tmp_path / "problems.jsonl",
+        tmp_path / "s.jsonl.zst",
+        "test-counting",
+        tmp_path / "v.parquet",
+    )
+    assert stats["samples"] == 0 and pl.read_parquet(tmp_path / "v.parquet").height == 0
+
+
 def test_counts_and_passk_rows():
     verdicts = pl.DataFrame(
         {

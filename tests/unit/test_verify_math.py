@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -302,14 +304,32 @@ def test_outer_alarm_is_restored():
         signal.signal(signal.SIGALRM, old)
 
 
-def test_worker_thread_uses_a_process_with_timeout_and_error():
+DOUBLES = "tests.unit.math_doubles:"  # misbehaving checkers, imported by the worker process
+
+
+@pytest.fixture
+def doubles_importable(monkeypatch):
+    """The worker process (started by the test's thread) finds `tests.unit.math_doubles`."""
+    root = str(Path(__file__).resolve().parents[2])
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    )
+
+
+def test_unknown_backends_are_refused():
+    with pytest.raises(ValueError, match="unknown MATH equivalence backend"):
+        vm.run_backend("_slow_for_tests", "", "1")
+    assert "_slow_for_tests" not in vm.MathVerifier.options_schema["backend"]["enum"]
+
+
+def test_worker_thread_uses_a_process_with_timeout_and_error(doubles_importable):
     results = {}
 
     def work():
         results["ok"] = vm.check_math_answer("x + 1", "1 + x")
         results["no"] = vm.check_math_answer("x", "y")
-        results["slow"] = vm.run_backend("_slow_for_tests", "", "30", timeout_s=0.3)
-        results["crash"] = vm.run_backend("_crash_for_tests", "", "", timeout_s=1)
+        results["slow"] = vm.run_backend(DOUBLES + "slow", "", "30", timeout_s=0.3)
+        results["crash"] = vm.run_backend(DOUBLES + "crash", "", "", timeout_s=1)
         results["after"] = vm.check_math_answer("2", "2.0", backend="sympy")
 
     thread = threading.Thread(target=work)
@@ -323,18 +343,21 @@ def test_worker_thread_uses_a_process_with_timeout_and_error():
     assert results["after"][0] == "correct"
 
 
-def test_worker_stuck_beyond_signals_is_killed_and_replaced():
+def test_worker_stuck_beyond_signals_is_killed_and_replaced(doubles_importable):
     results = {}
 
     def work():
+        # start the thread's worker (imports sympy and math-verify) before timing the hang
+        results["warm"] = vm.run_backend(DOUBLES + "slow", "", "0", timeout_s=60)
         t = time.monotonic()
-        results["hang"] = vm.run_backend("_hang_for_tests", "", "60", timeout_s=0.2)
+        results["hang"] = vm.run_backend(DOUBLES + "hang", "", "60", timeout_s=0.2)
         results["hang_s"] = time.monotonic() - t
         results["after"] = vm.check_math_answer("x + 1", "1 + x")
 
     thread = threading.Thread(target=work)
     thread.start()
     thread.join(120)
+    assert results["warm"] == ("ok", False)
     assert results["hang"] == ("timeout", None)
     assert results["hang_s"] < 0.2 + vm._WORKER_GRACE_S + 1
     assert results["after"] == ("correct", "math_verify")

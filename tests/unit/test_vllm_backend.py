@@ -171,3 +171,25 @@ def test_missing_completions_are_an_error(fake_vllm, monkeypatch):
     problem = Problem(problem_id="p", dataset="d", prompt="Q", reference="1")
     with pytest.raises(RuntimeError, match="returned 0 completions for p, expected 2"):
         backend.generate([ShardRequest(problem, 0, 2)], SamplingParams(), run="r")
+
+
+def test_close_puts_back_the_environment_vllm_changed(fake_vllm, monkeypatch):
+    """vLLM's CPU platform sets LD_PRELOAD (tcmalloc, libgomp) for its workers; left in place, every
+    program started afterwards (sandboxed samples, later jobs) runs under another allocator."""
+    monkeypatch.setenv("LD_PRELOAD", "")
+    monkeypatch.delenv("LD_PRELOAD")
+
+    class PreloadingLLM(FakeLLM):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            os.environ["LD_PRELOAD"] = "/x/libtcmalloc_minimal.so.4"
+            os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+
+    monkeypatch.setattr(sys.modules["vllm"], "LLM", PreloadingLLM)
+    monkeypatch.setenv("KEPT", "yes")
+    backend = VLLMBackend(spec(), "/w")
+    assert os.environ["LD_PRELOAD"].endswith("libtcmalloc_minimal.so.4")
+    backend.close()
+    assert "LD_PRELOAD" not in os.environ and "TORCHINDUCTOR_COMPILE_THREADS" not in os.environ
+    assert os.environ["KEPT"] == "yes"
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # the backend's own choice stays

@@ -180,7 +180,9 @@ class APPS(CodeDataset):
     verifier = "code"
     bundled_file = "apps/selected150.jsonl"
     hub_defaults = {}  # the 150-problem selection exists only as the bundled file
-    prompt_version = "apps-qa-1"
+    # apps-qa-2: the selection is de-duplicated (the file repeats 22 of its 150 rows: 128
+    # distinct problems), which changes the problem set, so runs get new keys.
+    prompt_version = "apps-qa-2"
     timeout_s = 4.0  # APPS's own per-test timeout
 
     def load_rows(self) -> list[dict[str, Any]]:
@@ -189,7 +191,7 @@ class APPS(CodeDataset):
                 "datasets.apps.source: the APPS selection (MapCoder's selected150) is bundled; use "
                 "source: bundled"
             )
-        return super().load_rows()
+        return distinct_rows(super().load_rows())
 
     def to_problem(self, row: dict[str, Any], index: int) -> Problem:
         description = require_str(row, "description")
@@ -224,6 +226,18 @@ class APPS(CodeDataset):
                 description.strip(),
             )
         return self._make(f"apps-{row.get('id', index)}", instruction, shots, question, "", meta)
+
+
+def distinct_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows without repeats of a problem (same APPS id, or the same row), first kept, in order."""
+    seen: set[Any] = set()
+    out = []
+    for row in rows:
+        key = ("id", row["id"]) if row.get("id") is not None else ("row", repr(sorted(row.items())))
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
 
 
 # -- CodeContests --------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class Backend:
       with defaults (see `monkeyflow.options`); options marked `x-run-key: false` (engine size,
       where a server is) stay out of the run key, every other option given in the config is in it.
     - `gpus(options)`: GPUs one sample_shard job asks a cluster for.
-    - `container`: the image (a key of the workflow's CONTAINER_IMAGES) sample_shard runs in.
+    - `container`: the image (a key of containers/images.lock.yaml) sample_shard runs in.
     """
 
     name: ClassVar[str] = ""

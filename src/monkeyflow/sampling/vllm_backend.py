@@ -105,6 +105,10 @@ class VLLMBackend(Backend):
         if not async_scheduling:
             # read when the engine is made: requests must all be queued before the first step
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        # vLLM's CPU platform puts tcmalloc and libgomp into LD_PRELOAD (and sets other variables)
+        # for its workers; `close` puts the caller's environment back, so that programs started
+        # later (sandboxed samples, other jobs) do not run under another allocator.
+        self._environ = dict(os.environ)
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -190,3 +194,15 @@ class VLLMBackend(Backend):
             import gc
 
             gc.collect()
+        restore_environ(getattr(self, "_environ", None))
+
+
+def restore_environ(saved: dict[str, str] | None) -> None:
+    """Put `os.environ` back to `saved` (a copy taken earlier); None leaves it as it is."""
+    if saved is None:
+        return
+    for key in [k for k in os.environ if k not in saved]:
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value

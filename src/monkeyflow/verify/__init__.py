@@ -3,10 +3,19 @@
 from monkeyflow.verify.base import (
     VERIFIERS,
     Check,
+    InfrastructureFailure,
     Verifier,
     check_safely,
     get_verifier,
     verifier_class,
 )
 
-__all__ = ["VERIFIERS", "Check", "Verifier", "check_safely", "get_verifier", "verifier_class"]
+__all__ = [
+    "VERIFIERS",
+    "Check",
+    "InfrastructureFailure",
+    "Verifier",
+    "check_safely",
+    "get_verifier",
+    "verifier_class",
+]

@@ -19,7 +19,15 @@ from monkeyflow.options import resolve_options, result_options
 from monkeyflow.records import Check, Problem
 from monkeyflow.registry import PluginError, Registry
 
-__all__ = ["VERIFIERS", "Check", "Verifier", "check_safely", "get_verifier", "verifier_class"]
+__all__ = [
+    "VERIFIERS",
+    "Check",
+    "InfrastructureFailure",
+    "Verifier",
+    "check_safely",
+    "get_verifier",
+    "verifier_class",
+]
 
 
 # Options every verifier has; the shared `verify:` section may set them for all (see config).
@@ -31,6 +39,12 @@ COMMON_OPTIONS: dict[str, Any] = {
         "description": "a completion longer than this (UTF-8 bytes) is `incorrect` without being judged, which bounds the verifier's work per sample",
     },
 }
+
+
+class InfrastructureFailure(RuntimeError):
+    """The verifier's own infrastructure failed and stays failed (e.g. a fresh sandbox fails a
+    known-good probe program): no verdict can be trusted, so the job must fail loudly instead of
+    writing a shard of `error` verdicts. `check_safely` and `verify_samples` let it through."""
 
 
 class Verifier:
@@ -45,7 +59,7 @@ class Verifier:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     options_schema: ClassVar[dict[str, Any]] = {}
-    # The container image (a key of the workflow's CONTAINER_IMAGES) verify_shard runs in.
+    # The container image (a key of containers/images.lock.yaml) verify_shard runs in.
     container: ClassVar[str] = "sandbox"
 
     def __init__(self, **options: Any) -> None:
@@ -110,6 +124,8 @@ def check_safely(verifier: Verifier, problem: Problem, completion: str) -> Check
     verifier's bug, not the sample's answer) instead of stopping the shard."""
     try:
         return verifier.check(problem, completion)
+    except InfrastructureFailure:
+        raise
     except Exception as exc:  # noqa: BLE001 - any verifier bug must be recorded, not fatal
         return Check(status="error", detail=f"verifier crashed: {type(exc).__name__}: {exc}"[:500])
 

@@ -12,8 +12,6 @@ under a timeout (`timeouts.run_backend`), which turns slowness into `timeout` an
 from __future__ import annotations
 
 import re
-import signal
-import time
 from collections.abc import Callable
 
 from monkeyflow.text.latex import split_top_level as _split_top_level
@@ -283,27 +281,21 @@ def _sympy_equivalent(reference: str, answer: str) -> bool:
     return _sympy_scalar_equal(a, b)
 
 
-def _slow_for_tests(reference: str, answer: str) -> bool:
-    """Sleeps `answer` seconds (to test timeouts in a worker process)."""
-    time.sleep(float(answer))
-    return False
-
-
-def _crash_for_tests(reference: str, answer: str) -> bool:
-    raise RuntimeError("checker crashed (test)")
-
-
-def _hang_for_tests(reference: str, answer: str) -> bool:
-    """Blocks SIGALRM and sleeps: stands for a hang in C code that no signal can interrupt."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-    time.sleep(float(answer))
-    return False
-
-
 BACKENDS: dict[str, Callable[[str, str], bool]] = {
     "math_verify": _math_verify_equivalent,
     "sympy": _sympy_equivalent,
-    "_slow_for_tests": _slow_for_tests,
-    "_crash_for_tests": _crash_for_tests,
-    "_hang_for_tests": _hang_for_tests,
 }
+
+
+def resolve_backend(name: str) -> Callable[[str, str], bool]:
+    """An equivalence backend by name (`BACKENDS`), or any `"package.module:function"` taking
+    (reference, answer) and returning a bool (how tests put slow or crashing checkers in a worker)."""
+    if name in BACKENDS:
+        return BACKENDS[name]
+    if ":" in name:
+        from monkeyflow.registry import load_reference
+
+        fn = load_reference(name)
+        if callable(fn):
+            return fn  # type: ignore[return-value]
+    raise ValueError(f"unknown MATH equivalence backend {name!r}; known: {sorted(BACKENDS)}")

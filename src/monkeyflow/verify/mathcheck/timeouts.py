@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from monkeyflow.verify.mathcheck.backends import BACKENDS
+from monkeyflow.verify.mathcheck.backends import resolve_backend
 
 DEFAULT_TIMEOUT_S = 5.0
 # How the timeout is enforced: `auto` = SIGALRM in the main thread, a worker process elsewhere.
@@ -155,7 +155,12 @@ def _worker_main() -> None:
     out.flush()
     for line in sys.stdin.buffer:
         request = json.loads(line)
-        fn = BACKENDS[request["backend"]]
+        try:
+            fn = resolve_backend(request["backend"])
+        except (ValueError, ImportError) as exc:
+            out.write(json.dumps({"status": "error", "value": str(exc)[:500]}).encode() + b"\n")
+            out.flush()
+            continue
         status, value = _call_with_alarm(fn, tuple(request["args"]), request["timeout"])
         if status == "ok":
             value = bool(value)
@@ -175,15 +180,14 @@ def run_backend(
     isolation: `signal` (SIGALRM; main thread only), `process` (a persistent worker process per
     thread, restarted after a hang), or `auto` (signal in the main thread, else process).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown MATH equivalence backend {backend!r}; known: {sorted(BACKENDS)}")
+    fn = resolve_backend(backend)  # ValueError for an unknown name
     in_main = threading.current_thread() is threading.main_thread()
     if isolation == "auto":
         isolation = "signal" if in_main and hasattr(signal, "setitimer") else "process"
     if isolation == "signal":
         if not in_main:
             raise RuntimeError("isolation='signal' works only in the main thread")
-        return _call_with_alarm(BACKENDS[backend], (reference, answer), timeout_s)
+        return _call_with_alarm(fn, (reference, answer), timeout_s)
     if isolation != "process":
         raise ValueError(f"isolation must be auto, signal or process, not {isolation!r}")
     worker = getattr(_THREAD_STATE, "worker", None)
