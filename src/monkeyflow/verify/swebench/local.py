@@ -288,7 +288,9 @@ class LocalRuntime:
         self.snapshot(instance["instance_id"])  # before any build: a missing one is cheap to tell
         specs = spec.repo_specs(instance["repo"], instance["version"])
         python = find_python(str(specs.get("python", "3")), self.o["python"])
-        with locked(self.env_dir(instance, python).with_suffix(".lock")):
+        with locked(
+            self.env_dir(instance, python).with_name(self.env_dir(instance, python).name + ".lock")
+        ):
             env, manifest = self.ensure_env(instance)
         with locked(self.cache / "trees" / f"{instance['instance_id']}.lock"):
             tree = self.ensure_tree(instance, env, manifest)
