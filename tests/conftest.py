@@ -35,3 +35,19 @@ def embedded_model() -> Path:
     if not (target / "manifest.json").exists() or not (target / "model.safetensors").exists():
         prepare_model("embedded:smollm2-135m", target)
     return target
+
+
+@pytest.fixture(scope="session")
+def swebench_cache() -> Path:
+    """Where the swebench verifier's tests keep environments and installed trees (built once per
+    machine, like the embedded model: a pytest venv and two installed trees, ~40 MB)."""
+    target = MODEL_CACHE / "swebench"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def swebench_verdicts(tmp_path_factory) -> Path:
+    """A verdict cache shared by this session's swebench tests (the unit tests and the workflow
+    test judge the same gold patch with the same options: it runs once per session)."""
+    return tmp_path_factory.mktemp("swebench-verdicts")

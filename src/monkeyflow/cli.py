@@ -2,6 +2,7 @@
 
 monkeyflow problems DATASET -o problems.jsonl
 monkeyflow verify DATASET SAMPLES.jsonl -o verdicts.parquet
+monkeyflow verify swebench_lite SAMPLES.jsonl -o verdicts.parquet [--repos DIR] [--runtime local|apptainer]
 monkeyflow passk VERDICTS.parquet... [--k 1 10 100]
 monkeyflow plan --budget 100 [1000 ...] [--unit samples|flops|dollars] [--dataset gsm8k]
 monkeyflow lean-check [--config config.yaml] [--option KEY=VALUE ...]
@@ -88,6 +89,13 @@ def verifier_for(args: argparse.Namespace):
         if not sep or not key:
             raise ValueError(f"--option: expected KEY=VALUE, got {item!r}")
         options[key] = _option_value(value)
+    for flag, key in (("repos", "repos"), ("runtime", "runtime")):
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if name != "swebench":
+            raise ValueError(f"--{flag} is an option of the swebench verifier, not of {name!r}")
+        options[key] = str(value)
     return get_verifier(name, options)
 
 
@@ -391,6 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="a verifier option, e.g. backend=sympy (repeatable)",
+    )
+    p.add_argument(
+        "--repos",
+        type=Path,
+        default=None,
+        help="swebench: folder of source snapshots <instance_id>.tar.gz (option repos)",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=["local", "apptainer"],
+        default=None,
+        help="swebench: judge in a venv built here (local) or in the instance image (apptainer)",
     )
     p.set_defaults(func=cmd_verify)
 

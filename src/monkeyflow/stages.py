@@ -201,7 +201,11 @@ def verify_samples(
     keys: list[str | None] = []
     for s in samples:
         problem = by_id.get(s.problem_id)
-        keys.append(None if problem is None else verification_key(identity, problem, s.text))
+        keys.append(
+            None
+            if problem is None
+            else verification_key(identity, problem, verifier.cache_text(problem, s.text))
+        )
     seen = {} if seen is None else seen
     unique = sorted({k for k in keys if k is not None and k not in seen})
     scope = cache_scope(identity)

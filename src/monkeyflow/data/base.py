@@ -178,6 +178,7 @@ DATASETS.add("humaneval", "monkeyflow.data.code:HumanEval")
 DATASETS.add("apps", "monkeyflow.data.code:APPS")
 DATASETS.add("codecontests", "monkeyflow.data.code:CodeContests")
 DATASETS.add("minif2f", "monkeyflow.data.minif2f:MiniF2F")
+DATASETS.add("swebench_lite", "monkeyflow.data.swebench:SWEBenchLite")
 
 
 def get_dataset(spec: DatasetSpec) -> Dataset:

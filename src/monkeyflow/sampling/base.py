@@ -156,6 +156,7 @@ BACKENDS.add("transformers", "monkeyflow.sampling.transformers_backend:Transform
 BACKENDS.add("vllm", "monkeyflow.sampling.vllm_backend:VLLMBackend")
 BACKENDS.add("openai", "monkeyflow.sampling.openai_backend:OpenAIBackend")
 BACKENDS.add("replay", "monkeyflow.sampling.replay_backend:ReplayBackend")
+BACKENDS.add("predictions", "monkeyflow.sampling.predictions_backend:PredictionsBackend")
 
 
 def backend_class(name: str) -> type[Backend]:

@@ -96,6 +96,11 @@ class Verifier:
         """Resources a verify_shard job of this verifier asks a cluster for (e.g. mem_mb)."""
         return {}
 
+    def cache_text(self, problem: Problem, completion: str) -> str:
+        """The part of a completion its verdict depends on (the verdict cache key hashes this):
+        the whole completion, unless a verifier knows better (e.g. a normalised patch)."""
+        return completion
+
     # -- judging -----------------------------------------------------------------------------
     def check(self, problem: Problem, completion: str) -> Check:
         raise NotImplementedError
@@ -145,6 +150,7 @@ VERIFIERS.add("gsm8k", "monkeyflow.verify.gsm8k:GSM8KVerifier")
 VERIFIERS.add("math", "monkeyflow.verify.math:MathVerifier")
 VERIFIERS.add("code", "monkeyflow.verify.code:CodeVerifier")
 VERIFIERS.add("lean", "monkeyflow.verify.lean:LeanVerifier")
+VERIFIERS.add("swebench", "monkeyflow.verify.swebench:SWEBenchVerifier")
 
 
 def verifier_class(name: str) -> type[Verifier]:
