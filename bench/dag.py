@@ -237,7 +237,8 @@ def replay_config(folder: Path) -> dict:
                 "gt_answer": p.reference,
                 "samples": [f"The answer is {p.reference}." for _ in range(e.num_samples)],
                 "is_corrects": [i % 2 == 0 for i in range(e.num_samples)],
-                "orig_dset_idx": int(p.metadata["row"]),
+                # the replay backend's match: metadata row, else the id's number
+                "orig_dset_idx": int(p.metadata.get("row", p.problem_id.rsplit("-", 1)[-1])),
             }
             for p in problems
         ]
@@ -294,12 +295,18 @@ def bench_noop(repeat: int) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[100, 500], help="shards per dataset x model"
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[100, 500],
+        help="shards per dataset x model (none: only the no-op)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="rounds per measurement (min kept)")
     parser.add_argument("--skip-noop", action="store_true", help="only the planning benchmark")
     args = parser.parse_args()
-    os.environ.setdefault("PYTHONPATH", str(REPO / "src"))
+    # this checkout's library first, for the workflow scripts too (also from a fresh clone)
+    paths = [str(REPO / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     ok = all([bench_plan(shards, args.repeat) for shards in args.sizes])
     if not args.skip_noop:
         ok = bench_noop(max(1, args.repeat)) and ok
