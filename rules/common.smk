@@ -3,6 +3,7 @@
 # experiments, each with a run key: a short hash of everything that changes a sample.
 import functools
 import hashlib
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from monkeyflow.hashing import content_hash
 from monkeyflow.models import model_source
 from monkeyflow.sampling.base import BACKENDS
 from monkeyflow.verify import VERIFIERS
+from snakemake.common import overwrite_function_params
 
 try:
     EXPERIMENTS = load_config(config)
@@ -45,6 +47,18 @@ wildcard_constraints:
     source=r"[A-Za-z0-9._-]+",
 
 
+# -- planning cost ------------------------------------------------------------------------------
+# Snakemake calls a rule's input, params and resources functions once per job, and before each
+# call inspects the function's signature (inspect.signature: a large share of planning 20,000
+# jobs). `per_job` records the signature once (Snakemake's own overwrite_function_params, which
+# its ioutils use the same way); the values that depend only on a model, a dataset or a run are
+# memoized below, so a job costs a dict lookup.
+def per_job(func):
+    overwrite_function_params(func, inspect.signature(func).parameters)
+    return func
+
+
+@per_job
 def experiment(wildcards):
     key = (wildcards.dataset, wildcards.model, wildcards.run)
     if key not in RUNS:
@@ -93,6 +107,7 @@ def code_digest():
     return digest.hexdigest()[:16]
 
 
+@per_job
 def counts_lineage(wildcards):
     """What aggregate's counts depend on besides their input files."""
     e = experiment(wildcards)
@@ -115,12 +130,17 @@ def backend_of(model):
     return BACKENDS.get(config["models"][model]["backend"])
 
 
+@per_job
 def model_input(wildcards):
     """sample_shard's model: the prepared model's manifest file, or nothing for backends that
     load no weights (released samples, a remote server)."""
-    if not backend_of(wildcards.model).needs_weights:
-        return []
-    return ancient(model_manifest_file(wildcards.model))
+    path = _model_input(wildcards.model)
+    return ancient(path) if path else []
+
+
+@functools.cache
+def _model_input(model):
+    return model_manifest_file(model) if backend_of(model).needs_weights else None
 
 
 def verifier_of(wildcards):
@@ -128,16 +148,24 @@ def verifier_of(wildcards):
     return VERIFIERS.get(experiment(wildcards).verifier)
 
 
+@per_job
 def verifier_params(wildcards):
     """What verify_shard's verdicts depend on: verifier name, version and verdict-changing
     options. A change re-runs exactly the verify_shard jobs of that verifier's datasets."""
     return experiment(wildcards).verifier_identity
 
 
+@per_job
 def verify_mem_mb(wildcards):
     """Memory of a verify_shard job: what its verifier asks for (a Lean REPL pool needs GBs),
     else 2000 MB."""
     e = experiment(wildcards)
+    return _verify_mem_mb(e.dataset, e.model, e.run)
+
+
+@functools.cache
+def _verify_mem_mb(dataset, model, run):
+    e = RUNS[dataset, model, run]
     return VERIFIERS.get(e.verifier).resources(e.verifier_options).get("mem_mb", 2000)
 
 
@@ -153,6 +181,29 @@ def model_path_for_source(source):
         if model_source(spec["path"]) == source:
             return spec["path"]
     raise WorkflowError(f"no model in the config is prepared into models/{source}")
+
+
+@per_job
+def shard_problems(wildcards):
+    """The problem file of a shard job (sample_shard, verify_shard)."""
+    return ancient(problems_file(wildcards.dataset))
+
+
+@per_job
+def run_spec(wildcards):
+    """Everything hashed into the run key (params of describe_run and sample_shard)."""
+    return experiment(wildcards).run_spec
+
+
+@per_job
+def shard_index(wildcards):
+    return int(wildcards.shard)
+
+
+@per_job
+def run_verdicts(wildcards):
+    """aggregate's input: every verdict shard of the run."""
+    return shard_files(experiment(wildcards), "verdicts")
 
 
 def shard_files(e, kind):
@@ -279,19 +330,37 @@ def model_manifest_file(model):
     return f"models/manifests/{model_source(config['models'][model]['path'])}.json"
 
 
+@per_job
 def shard_gpus(wildcards):
     """GPUs a sample_shard job asks SLURM for: the model's `gpus`, else what its backend says
     (vLLM: tensor_parallel_size; CPU backends and remote servers: 0)."""
-    spec = config["models"][wildcards.model]
+    return _model_gpus(wildcards.model)
+
+
+@functools.cache
+def _model_gpus(model):
+    spec = config["models"][model]
     if "gpus" in spec:
         return spec["gpus"]
-    backend = backend_of(wildcards.model)
-    return backend.gpus(backend.resolve(spec, where=f"models.{wildcards.model}"))
+    backend = backend_of(model)
+    return backend.gpus(backend.resolve(spec, where=f"models.{model}"))
 
 
+@per_job
 def shard_container(wildcards):
-    return container_image(backend_of(wildcards.model).container)
+    return _model_container(wildcards.model)
 
 
+@functools.cache
+def _model_container(model):
+    return container_image(backend_of(model).container)
+
+
+@per_job
 def verify_container(wildcards):
-    return container_image(verifier_of(wildcards).container)
+    return _verifier_container(experiment(wildcards).verifier)
+
+
+@functools.cache
+def _verifier_container(verifier):
+    return container_image(VERIFIERS.get(verifier).container)

@@ -1,6 +1,6 @@
 rule aggregate:
     input:
-        verdicts=lambda wc: shard_files(experiment(wc), "verdicts"),
+        verdicts=run_verdicts,
         run="results/{dataset}/{model}/{run}/run.json",
     output:
         "results/{dataset}/{model}/{run}/counts.parquet",

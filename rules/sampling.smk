@@ -7,7 +7,7 @@ rule describe_run:
     output:
         "results/{dataset}/{model}/{run}/run.json",
     params:
-        spec=lambda wc: experiment(wc).run_spec,
+        spec=run_spec,
     log:
         "logs/describe_run/{dataset}/{model}/{run}.log",
     conda:
@@ -20,7 +20,7 @@ rule describe_run:
 
 rule sample_shard:
     input:
-        problems=lambda wc: ancient(problems_file(wc.dataset)),
+        problems=shard_problems,
         # the manifest file, not the folder (see rule model_manifest); none for backends that
         # load no weights
         model=model_input,
@@ -28,8 +28,8 @@ rule sample_shard:
         samples="results/{dataset}/{model}/{run}/samples/shard-{shard}.jsonl.zst",
         stats="results/{dataset}/{model}/{run}/samples/shard-{shard}.stats.json",
     params:
-        spec=lambda wc: experiment(wc).run_spec,
-        shard=lambda wc: int(wc.shard),
+        spec=run_spec,
+        shard=shard_index,
     log:
         "logs/sample_shard/{dataset}/{model}/{run}/shard-{shard}.log",
     threads: 2

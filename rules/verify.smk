@@ -5,7 +5,7 @@
 
 rule verify_shard:
     input:
-        problems=lambda wc: ancient(problems_file(wc.dataset)),
+        problems=shard_problems,
         # a copy of the path ([:]): ancient() flags the string object it is given
         samples=ancient(rules.sample_shard.output.samples[:]),
     output:

@@ -125,10 +125,22 @@ def verification_key(identity: dict[str, Any], problem: Problem, completion: str
     """The cache key of a verdict: the verifier's name, version and verdict-changing options
     (`Verifier.identity()`), what it compares against, and the completion (any string: lone
     surrogates are hashed losslessly)."""
+    return completion_key(verification_prefix(identity, problem), completion)
+
+
+def verification_prefix(identity: dict[str, Any], problem: Problem) -> Any:
+    """The hash state of a verification key before the completion: the same for every sample of a
+    problem, so a shard serialises and hashes each problem's reference and metadata once."""
     digest = hashlib.sha256(
         encode_text(canonical_json([identity, problem.reference, problem.metadata]))
     )
     digest.update(b"\0")
+    return digest
+
+
+def completion_key(prefix: Any, completion: str) -> str:
+    """`verification_key` from a problem's `verification_prefix` and a completion."""
+    digest = prefix.copy()
     digest.update(encode_text(completion))
     return digest.hexdigest()
 
@@ -198,13 +210,14 @@ def verify_samples(
     identity = verifier.identity()
     cap = int(verifier.options.get("max_completion_bytes") or 0)
     by_id = {p.problem_id: p for p in problems}
+    prefixes = {pid: verification_prefix(identity, p) for pid, p in by_id.items()}
     keys: list[str | None] = []
     for s in samples:
-        problem = by_id.get(s.problem_id)
+        prefix = prefixes.get(s.problem_id)
         keys.append(
             None
-            if problem is None
-            else verification_key(identity, problem, verifier.cache_text(problem, s.text))
+            if prefix is None
+            else completion_key(prefix, verifier.cache_text(by_id[s.problem_id], s.text))
         )
     seen = {} if seen is None else seen
     unique = sorted({k for k in keys if k is not None and k not in seen})

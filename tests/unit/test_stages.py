@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from monkeyflow.cache import VerdictCache
+from monkeyflow.cache import VerdictCache, cache_scope
 from monkeyflow.cli import main
 from monkeyflow.io import write_jsonl
 from monkeyflow.metrics import pass_at_k
@@ -17,6 +17,7 @@ from monkeyflow.stages import (
     count_correct,
     passk_rows,
     read_verdict_table,
+    verification_key,
     verify_samples,
     verify_shard,
 )
@@ -42,6 +43,38 @@ PROBLEMS = [Problem("p1", "toy", "1+1?", "2"), Problem("p2", "toy", "2+2?", "4")
 
 def samples(texts: dict[str, list[str]]) -> list[Sample]:
     return [Sample(pid, i, t) for pid, ts in texts.items() for i, t in enumerate(ts)]
+
+
+# Keys computed by the implementation before the per-problem prefix (commit d7efe3b): every
+# verdict cache written since then must still hit.
+PINNED_KEYS = {
+    "The answer is $\\boxed{\\frac34}$.": "2e5e697ac95d8c9dc70172ca19f7332ae87430653f66c46a633182a88ff0c0cc",
+    "caf\u00e9 \ud800 lone": "0af919588561caca949cac4a588e497498d77c0f170ca3ec4d007c8d26bb8e48",
+    "": "deb16bfc4bf600c5780180d753b5c3cfd65a38a49df230e2cf5113b0bb6aa873",
+}
+
+
+def test_verification_keys_are_pinned_and_shards_use_the_same_keys(tmp_path):
+    problem = Problem(
+        "math-00007",
+        "math",
+        "What is 1/2+1/4?",
+        "\\frac{3}{4}",
+        metadata={"row": 7, "level": "Level 2", "answers": ["3/4"]},
+    )
+    identity = {"name": "math", "version": "3", "options": {"timeout_s": 5}}
+    for completion, key in PINNED_KEYS.items():
+        assert verification_key(identity, problem, completion) == key
+    # verify_samples stores exactly these keys in the cache
+    cache = VerdictCache(tmp_path / "cache")
+    judge = VERIFIERS.get("test-counting")()
+    shard = samples({"p1": ["2", "3", "2"], "p2": ["4"]})
+    verify_samples(PROBLEMS, shard, judge, cache)
+    by_id = {p.problem_id: p for p in PROBLEMS}
+    expected = sorted(
+        {verification_key(judge.identity(), by_id[s.problem_id], s.text) for s in shard}
+    )
+    assert sorted(cache.get_many(expected, cache_scope(judge.identity()))) == expected
 
 
 def test_identical_completions_are_verified_once_and_cached(tmp_path):
