@@ -279,13 +279,12 @@ def _experiment(
     )
     spec = model_spec(config, model)
     backend = BACKENDS.get(spec.backend)
+    model_key = {"backend": spec.backend, "path": spec.path}
+    if backend.sampler_version != 1:
+        model_key["sampler_version"] = backend.sampler_version
     run_spec = {
         "version": RUN_KEY_VERSION,
-        "model": {
-            "backend": spec.backend,
-            "path": spec.path,
-            **backend.run_key_options(spec.options),
-        },
+        "model": {**model_key, **backend.run_key_options(spec.options)},
         "prompt": ds.prompt_key(),
         "sampling": {
             "temperature": params.temperature,

@@ -65,6 +65,7 @@ class Backend:
       with defaults (see `monkeyflow.options`); options marked `x-run-key: false` (engine size,
       where a server is) stay out of the run key, every other option given in the config is in it.
     - `gpus(options)`: GPUs one sample_shard job asks a cluster for.
+    - `sampler_version`: bumped when the backend's own code changes the samples of a setting.
     - `container`: the image (a key of containers/images.lock.yaml) sample_shard runs in.
     """
 
@@ -72,6 +73,9 @@ class Backend:
     needs_weights: ClassVar[bool] = True
     options_schema: ClassVar[dict[str, Any]] = {}
     container: ClassVar[str] = "vllm"
+    # Bump when the backend's code changes what a given setting draws; from 2 on it is in the run
+    # key (1 is left out, so the keys of backends that never bumped stay as they were).
+    sampler_version: ClassVar[int] = 1
 
     def __init__(self, spec: ModelSpec, weights: str) -> None:
         self.spec = spec

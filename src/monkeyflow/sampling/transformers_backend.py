@@ -1,13 +1,18 @@
-"""The CPU default backend: Hugging Face transformers, batched sampling with a KV cache.
+"""The CPU default backend: Hugging Face transformers weights, monkeyflow's own decoding loop.
 
-A shard's rows (problem x sample index, in shard order) run in batches of `batch_size` rows.
-Each distinct prompt in a batch is prefilled once and its KV cache copied to its rows, left-padded
-to the longest prompt, so no prompt is computed twice. Each row has its own torch.Generator
-seeded from (run key, problem id, sample index, seed); the batch a row runs in is fixed by the
-shard layout and `batch_size` (part of the run key), so the same config gives the same bytes.
-Rows leave the batch as they finish, so one long sample does not make the others pay.
-Log-probabilities are of the raw model distribution (before temperature and top-p), as vLLM
-reports them.
+Llama-architecture models (the embedded SmolLM2 included) run in `monkeyflow.sampling.decoder`:
+the shard's prompts share their common prefix (computed and attended to once), each prompt's own
+tokens are computed once for all its samples, rows decode in at most `batch_size` slots of a
+preallocated cache, and a finished row's slot is refilled at once from the waiting rows in shard
+order (continuous batching). Other architectures run the model's forward in fixed batches of
+`batch_size` rows with a left-padded cache (rows leave the batch as they finish).
+
+Each row has its own torch.Generator seeded from (run key, problem id, sample index, seed) and
+draws one uniform number per token from it (inverse CDF over the top-p nucleus), so a row's
+random numbers depend on nothing else. Which rows share a batch step is a function of the shard
+and the tokens drawn, so the same config gives the same bytes; it can change a row's floats, so
+`batch_size` is in the run key. Log-probabilities are of the raw model distribution (before
+temperature and top-p), as vLLM reports them.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class _Row:
 class TransformersBackend(Backend):
     """CPU (or single-GPU) sampling with transformers and monkeyflow's own batched KV-cache loop."""
 
+    # 2: the decoder loop (shared prefix, slot cache, continuous batching) and inverse-CDF sampling
+    sampler_version = 2
     options_schema = {
         "dtype": {
             "type": "string",
@@ -89,6 +96,11 @@ class TransformersBackend(Backend):
             weights, dtype=getattr(torch, dtype), attn_implementation=_register_gqa_attention()
         )
         self.model.eval()
+        from monkeyflow.sampling.decoder import Decoder, supports
+
+        self.decoder = None
+        if supports(self.model) is None:
+            self.decoder = Decoder(self.model)
         self.chat = self.options["chat"]
         eos = self.model.generation_config.eos_token_id
         if eos is None:
@@ -109,21 +121,91 @@ class TransformersBackend(Backend):
                         request.problem.problem_id, i, ids, torch.Generator().manual_seed(seed), []
                     )
                 )
-        started = time.monotonic()
-        done = 0
-        for b in range(0, len(rows), self.batch_size):
-            batch = rows[b : b + self.batch_size]
-            self._run_batch(batch, params)
-            done += len(batch)
-            elapsed = time.monotonic() - started
-            tokens = sum(len(r.tokens) for r in rows[: b + len(batch)])
-            print(
-                f"[sample] {done}/{len(rows)} samples, {done / elapsed:.2f} samples/s, "
-                f"{tokens / elapsed:.1f} tokens/s",
-                file=sys.stderr,
-                flush=True,
-            )
+        if not rows:
+            return []
+        progress = _Progress(len(rows))
+        with torch.inference_mode():
+            if self.decoder is not None:
+                self._run_continuous(rows, params, progress)
+            else:
+                for b in range(0, len(rows), self.batch_size):
+                    self._run_batch(rows[b : b + self.batch_size], params)
+                    progress.done(rows[b : b + self.batch_size])
         return [self._record(r) for r in rows]
+
+    def _run_continuous(self, rows: list[_Row], params: SamplingParams, progress) -> None:
+        """Decode `rows` with at most batch_size at a time, refilling freed slots from the
+        waiting rows in shard order (see monkeyflow.sampling.decoder)."""
+        torch = self.torch
+        decoder = self.decoder
+        distinct = list(dict.fromkeys(tuple(r.prompt) for r in rows))
+        # The shared prefix: the prompts' longest common prefix, leaving every prompt one token
+        # of its own (the one whose logits start sampling).
+        shared = min(len(os.path.commonprefix(distinct)), min(len(p) for p in distinct) - 1)
+        prefix = decoder.prefill(list(distinct[0][:shared]), None)[0] if shared > 0 else None
+        waiting_per_prompt: dict[tuple[int, ...], int] = {}
+        for r in rows:
+            waiting_per_prompt[tuple(r.prompt)] = waiting_per_prompt.get(tuple(r.prompt), 0) + 1
+        prefilled: dict[tuple[int, ...], tuple] = {}
+        slots = min(self.batch_size, len(rows))
+        capacity = max(len(p) for p in distinct) - shared + params.max_tokens
+        cache = decoder.new_cache(slots, capacity)
+        active: list[_Row] = []  # active[j] is in slot j
+        lengths: list[int] = []  # cached tokens beyond the prefix, per slot
+        logits = None  # [len(active), V]: the next-token logits of each active row
+        queue = iter(rows)
+        pending = next(queue, None)
+        while True:
+            admitted = []
+            while pending is not None and len(active) < slots:
+                key = tuple(pending.prompt)
+                if key not in prefilled:
+                    prefilled[key] = decoder.prefill(list(key[shared:]), prefix)
+                own, first_logits = prefilled[key]
+                decoder.load(cache, len(active), own)
+                active.append(pending)
+                lengths.append(len(key) - shared)
+                admitted.append(first_logits)
+                waiting_per_prompt[key] -= 1
+                if not waiting_per_prompt[key]:
+                    del prefilled[key]
+                pending = next(queue, None)
+            if not active:
+                break
+            if admitted:
+                new = torch.stack(admitted)
+                logits = new if logits is None else torch.cat([logits, new])
+            tokens, logprobs = _sample(torch, logits, [r.generator for r in active], params)
+            finished = []
+            for j, row in enumerate(active):
+                tok = tokens[j]
+                row.tokens.append(tok)
+                row.logprob += logprobs[j]
+                if self._finished(row, tok, params, last=len(row.tokens) >= params.max_tokens):
+                    finished.append(j)
+            if finished:
+                progress.done([active[j] for j in finished])
+                # The last active row moves into each freed slot (one row's cache copied).
+                order = list(range(len(active)))
+                for j in reversed(finished):
+                    last = len(order) - 1
+                    if j != last:
+                        decoder.move(cache, last, j, lengths[order[last]])
+                        order[j] = order[last]
+                    order.pop()
+                active = [active[j] for j in order]
+                lengths = [lengths[j] for j in order]
+                tokens = [tokens[j] for j in order]
+                if not active:
+                    logits = None
+                    continue
+            logits = decoder.step(
+                torch.tensor(tokens, dtype=torch.long),
+                torch.tensor(lengths, dtype=torch.long),
+                prefix,
+                cache,
+            )
+            lengths = [n + 1 for n in lengths]
 
     def _prefill(self, batch: list[_Row]):
         """One forward pass per distinct prompt; returns a left-padded cache for all rows, the
@@ -289,6 +371,80 @@ def _register_gqa_attention() -> str:
         AttentionInterface.register(name, attention)
         AttentionMaskInterface.register(name, sdpa_mask)
     return name
+
+
+class _Progress:
+    """A log line about every 10 s and at the end: samples done, samples/s, tokens/s."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.count, self.tokens = total, 0, 0
+        self.started = self.last = time.monotonic()
+
+    def done(self, rows: list[_Row]) -> None:
+        self.count += len(rows)
+        self.tokens += sum(len(r.tokens) for r in rows)
+        now = time.monotonic()
+        if now - self.last < 10 and self.count < self.total:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        print(
+            f"[sample] {self.count}/{self.total} samples, {self.count / elapsed:.2f} samples/s, "
+            f"{self.tokens / elapsed:.1f} tokens/s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+NUCLEUS_CANDIDATES = 64  # top tokens tried first for top-p; rows they do not cover sort all
+
+
+def _sample(torch, logits, generators: list, params: SamplingParams):
+    """Draw one token per row of `logits` [A, V]: greedy at temperature 0, else from the top-p
+    nucleus of softmax(logits / T) by inverse CDF with one uniform number from the row's own
+    generator (so a row's draws depend on its seed alone). Returns (tokens, log-probabilities of
+    the raw distribution)."""
+    raw = logits.float()
+    lse = torch.logsumexp(raw, dim=-1)
+    if params.temperature == 0:
+        chosen = torch.argmax(raw, dim=-1)
+    else:
+        probs = torch.softmax(raw / params.temperature, dim=-1)
+        uniform = torch.cat([torch.rand(1, generator=g) for g in generators])
+        if params.top_p < 1.0:
+            width = min(NUCLEUS_CANDIDATES, probs.shape[-1])
+            top, order = torch.topk(probs, width, dim=-1)
+            cumulative = torch.cumsum(top, dim=-1)
+            uncovered = (cumulative[:, -1] < params.top_p).nonzero().flatten().tolist()
+            chosen = _inverse_cdf(torch, top, cumulative, order, uniform, params.top_p)
+            for j in uncovered:  # the candidates hold less than top_p: use the whole ranking
+                full, full_order = torch.sort(probs[j : j + 1], dim=-1, descending=True)
+                chosen[j] = _inverse_cdf(
+                    torch,
+                    full,
+                    torch.cumsum(full, dim=-1),
+                    full_order,
+                    uniform[j : j + 1],
+                    params.top_p,
+                )[0]
+        else:
+            cumulative = torch.cumsum(probs, dim=-1)
+            target = (uniform * cumulative[:, -1]).unsqueeze(1)
+            chosen = torch.searchsorted(cumulative, target, right=True).squeeze(1)
+            chosen = chosen.clamp_(max=probs.shape[-1] - 1)
+    logprobs = raw.gather(1, chosen.unsqueeze(1)).squeeze(1) - lse
+    return chosen.tolist(), logprobs.tolist()
+
+
+def _inverse_cdf(torch, ranked, cumulative, order, uniform, top_p: float):
+    """Sample from the nucleus of probabilities ranked in descending order: a token is dropped
+    once the tokens ranked above it already cover top_p."""
+    kept = (cumulative - ranked) <= top_p
+    ranked = ranked * kept
+    cumulative = torch.cumsum(ranked, dim=-1)
+    target = (uniform * cumulative[:, -1]).unsqueeze(1)
+    index = torch.searchsorted(cumulative, target, right=True).clamp_(max=ranked.shape[-1] - 1)
+    return order.gather(1, index).squeeze(1)
 
 
 def _sampling_probs(torch, logits, temperature: float, top_p: float):
