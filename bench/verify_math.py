@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import random
 import re
-import resource
 import sys
 import tempfile
 import time
@@ -137,11 +136,14 @@ def build(args, root: Path) -> tuple[Path, list[Path], list[Problem]]:
     return problems_path, shard_paths, problems
 
 
-def _verify_one(job: tuple[str, str, str]) -> float:
+def _verify_one(job: tuple[str, str, str]) -> tuple[float, float]:
+    """Seconds to verify one shard, and the worker's peak RSS so far (MB, VmHWM)."""
+    from monkeyflow.logs import peak_rss_mb
+
     problems_path, shard_path, out = job
     t = time.perf_counter()
     verify_shard(problems_path, shard_path, "math", out)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, peak_rss_mb()
 
 
 def naive_math_verify(problems: dict[str, Problem], sample_rows: list[dict]) -> float:
@@ -190,15 +192,11 @@ def main() -> int:
         ]
         t = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            per_shard = pool.map(_verify_one, jobs, chunksize=1)
+            results = pool.map(_verify_one, jobs, chunksize=1)
         wall = time.perf_counter() - t
-        peak_mb = (
-            max(
-                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-            )
-            / 1024
-        )
+        per_shard = [seconds for seconds, _ in results]
+        # VmHWM of the workers (ru_maxrss would carry over this process's own peak into them)
+        peak_mb = max(peak for _, peak in results)
         verdicts = pl.concat([pl.read_parquet(j[2]) for j in jobs])
         counts = verdicts["status"].value_counts().sort("status")
         print(
