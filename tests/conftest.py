@@ -17,13 +17,11 @@ MODEL_CACHE = Path(
 def _environment_left_as_found():
     """No test leaves its environment variables to the next (the real vLLM sets LD_PRELOAD to
     tcmalloc in its process; every later subprocess then ran under that allocator)."""
+    from monkeyflow.sampling.vllm_backend import restore_environ
+
     saved = dict(os.environ)
     yield
-    for key in [k for k in os.environ if k not in saved]:
-        del os.environ[key]
-    for key, value in saved.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
+    restore_environ(saved)
 
 
 @pytest.fixture(scope="session")

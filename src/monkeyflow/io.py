@@ -217,7 +217,6 @@ class ParquetStreamWriter:
         self.path, self.schema = path, schema
         self._atomic = atomic_path(path)
         self._writer: Any = None
-        self.rows = 0
 
     def __enter__(self) -> ParquetStreamWriter:
         import polars as pl
@@ -233,7 +232,6 @@ class ParquetStreamWriter:
     def write(self, frame: Any) -> None:
         """Append a polars DataFrame with the writer's schema."""
         self._writer.write_table(frame.to_arrow())
-        self.rows += frame.height
 
     def __exit__(self, *exc: Any) -> Any:
         self._writer.close()

@@ -287,25 +287,17 @@ def verify_shard(
     seen: dict[str, Check] = {}
     in_order, last = True, None
     try:
-        with ParquetStreamWriter(out, VERDICT_SCHEMA) as writer:
-            part: list[Sample] = []
-            for sample in itertools.chain(iter_samples(samples_path), [None]):
-                if sample is not None:
-                    part.append(sample)
-                    if len(part) < chunk:
-                        continue
-                if not part and writer.rows:
-                    break
+        samples = iter_samples(samples_path)
+        with ParquetStreamWriter(out, VERDICT_SCHEMA) as writer:  # no part: an empty file
+            while part := list(itertools.islice(samples, chunk)):
                 verdicts, part_stats = verify_samples(problems, part, judge, cache, seen)
                 for key, value in part_stats.items():
                     stats[key] += value
                 frame = verdict_frame(verdicts)
-                if frame.height:
-                    first, final = frame.row(0)[:2], frame.row(frame.height - 1)[:2]
-                    in_order = in_order and (last is None or last <= first)
-                    last = final
+                first, final = frame.row(0)[:2], frame.row(frame.height - 1)[:2]
+                in_order = in_order and (last is None or last <= first)
+                last = final
                 writer.write(frame)
-                part = []
     finally:
         judge.close()
     if not in_order:  # the shard's samples were not in (problem, index) order: sort the file
