@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -62,12 +61,24 @@ def main() -> None:
                 fh.write(json.dumps(row) + "\n")
         size = samples.stat().st_size
         out = Path(tmp) / "verdicts.parquet"
-        cmd = [sys.executable, "-m", "monkeyflow.cli", "verify", "humaneval", str(samples),
-               "--output", str(out)]  # fmt: skip
+        # The CLI, reporting its own peak (VmHWM) as it exits: getrusage's ru_maxrss of a child
+        # would carry over this process's peak (it holds the whole shard) into the child's.
+        cli = ["verify", "humaneval", str(samples), "--output", str(out)]
+        code = (
+            "import atexit, sys\n"
+            "from monkeyflow.cli import main\n"
+            "from monkeyflow.logs import peak_rss_mb\n"
+            "atexit.register(lambda: print(f'PEAK_RSS_MB {peak_rss_mb():.1f}', file=sys.stderr))\n"
+            f"sys.exit(main({cli!r}))\n"
+        )
+        cmd = [sys.executable, "-c", code]
         start = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
         wall = time.monotonic() - start
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        lines = proc.stderr.strip().splitlines()
+        peaks = [float(x.split()[1]) for x in lines if x.startswith("PEAK_RSS_MB ")]
+        peak_mb = peaks[-1] if peaks else float("inf")
+        proc.stderr = "\n".join(x for x in lines if not x.startswith("PEAK_RSS_MB "))
     print(f"shard: {len(rows)} samples, {size / 1e6:.1f} MB of JSON lines")
     print(f"verify: exit {proc.returncode}, {wall:.1f} s; {proc.stderr.strip().splitlines()[-1]}")
     print(f"peak RSS of the verify process: {peak_mb:.0f} MB (limit {args.limit_mb:g} MB)")
